@@ -1,0 +1,46 @@
+# Two commands for users: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint types pytest simulator migrate clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 13) else "Python 3.13+ is needed (see .python-version); set PYTHON=/path/to/python3.13")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+
+$(VENV)/.run: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet --group run
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.run
+	$(BIN)/pip install --quiet --group dev
+	@touch $@
+
+migrate: $(VENV)/.run
+	$(BIN)/python manage.py migrate --no-input --verbosity 0
+
+run: migrate
+	@echo "Agent playground: http://$(HOST):$(PORT)/  (simulator at http://$(HOST):$(PORT)/v1/responses)"
+	$(BIN)/daphne --bind $(HOST) --port $(PORT) --websocket-max-message-size 67108864 --websocket-max-frame-size 67108864 playground.asgi:application
+
+simulator: $(VENV)/.run
+	$(BIN)/python manage.py simulator --host $(HOST) --port 8765
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(VENV)/.dev
+	$(BIN)/mypy .
+
+pytest: $(VENV)/.dev
+	$(BIN)/pytest
+
+test: lint types pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
