@@ -35,7 +35,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 types: $(VENV)/.dev
-	$(BIN)/mypy .
+	$(BIN)/python -m mypy .  # -m puts the checkout first on sys.path: its `agents`, not the SDK's
 
 pytest: $(VENV)/.dev
 	$(BIN)/pytest

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playground.env import env_bool, env_choice, env_int, env_list, env_str
+import dj_database_url
+
+from playground.env import env_bool, env_choice, env_float, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -22,8 +24,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "django_htmx",
     "agents",
-    "playground",
+    "playground.apps.PlaygroundConfig",
 ]
 
 MIDDLEWARE = [
@@ -34,6 +37,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "playground.urls"
@@ -54,14 +58,38 @@ TEMPLATES = [
     },
 ]
 
+# PostgreSQL in production (DATABASE_URL=postgres://...); SQLite in the checkout otherwise.
 DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": BASE_DIR / "db.sqlite3",
-    }
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=0
+    )
 }
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# With REDIS_URL: the channels-redis layer and the Redis context store. Without: both in memory,
+# which only works for one process (system check playground.W001 says so when DEBUG is off).
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # redis-py 8 times a read out after 5 s by default, which kills consumers
+                        # idling in the layer's blocking pop (close 1011): allow far longer.
+                        "socket_timeout": 60,
+                        "socket_connect_timeout": 5,
+                        "health_check_interval": 30,
+                        "max_connections": 10_000,
+                    }
+                ],
+                "capacity": 1_000,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -75,6 +103,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The embedded simulator, mounted at /v1/ in this process (the default upstream).
 SIMULATOR_PROFILE = env_choice("SIMULATOR_PROFILE", "realistic", ("zero", "realistic"))
 SIMULATOR_SEED = env_int("SIMULATOR_SEED", 0)
+# The port daphne serves on; the embedded simulator is reached through it.
+PORT = env_int("PORT", 8000)
+
+# The upstream Responses endpoint. Without a base URL: api.openai.com when a key is set, else the
+# embedded simulator (which accepts any non-empty key).
+OPENAI_API_KEY = env_secret("OPENAI_API_KEY")
+UPSTREAM_BASE_URL = env_str("UPSTREAM_BASE_URL", "").rstrip("/")
+UPSTREAM_IS_EMBEDDED = not UPSTREAM_BASE_URL and not OPENAI_API_KEY
+if UPSTREAM_IS_EMBEDDED:
+    UPSTREAM_BASE_URL = f"http://127.0.0.1:{PORT}/v1"
+    OPENAI_API_KEY = "sim-local"
+elif not UPSTREAM_BASE_URL:
+    UPSTREAM_BASE_URL = "https://api.openai.com/v1"
+UPSTREAM_MODEL = env_str("UPSTREAM_MODEL", "sim" if UPSTREAM_IS_EMBEDDED else "gpt-5-mini")
+# How long a session's upstream socket outlives its last browser socket.
+IDLE_GRACE_SECONDS = env_float("IDLE_GRACE_SECONDS", 300.0)
+# Browser frames larger than this are refused with an error fragment (the socket stays open).
+MAX_FRAME_BYTES = 1024 * 1024
 
 LOGGING = {
     "version": 1,

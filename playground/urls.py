@@ -8,6 +8,9 @@ from playground import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("sessions/new/", views.session_new, name="session-new"),
+    path("sessions/<uuid:session_id>/", views.session_detail, name="session"),
+    path("sessions/<uuid:session_id>/settings/", views.session_settings, name="session-settings"),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,13 +1,83 @@
 from __future__ import annotations
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import aget_object_or_404, get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
+from agents.models import Item, Session, Step
 from agents.simulator.model import SCENARIOS
+from agents.store import context_store
+from playground.access import visible_sessions
+from playground.forms import SessionSettingsForm
+from playground.render import transcript_rows
+
+
+def _browser_key(request: HttpRequest) -> str:
+    """The anonymous visitor's session key, created on first use."""
+    if request.session.session_key is None:
+        request.session.save()
+    return str(request.session.session_key)
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    base_url = request.build_absolute_uri("/v1")
-    return render(request, "home.html", {"scenarios": SCENARIOS, "base_url": base_url})
+    context = {
+        "sessions": visible_sessions(request.user, request.session.session_key)[:50],
+        "embedded": settings.UPSTREAM_IS_EMBEDDED,
+        "base_url": request.build_absolute_uri("/v1"),
+        "upstream": settings.UPSTREAM_BASE_URL,
+        "scenarios": SCENARIOS,
+    }
+    return render(request, "home.html", context)
+
+
+@require_POST
+def session_new(request: HttpRequest) -> HttpResponse:
+    session = Session(model=settings.UPSTREAM_MODEL)
+    if request.user.is_authenticated:
+        session.owner = request.user
+    else:
+        session.browser_key = _browser_key(request)
+    session.save()
+    return redirect("session", session.pk)
+
+
+@require_GET
+async def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
+    user = await request.auser()
+    queryset = visible_sessions(user, request.session.session_key)
+    session = await aget_object_or_404(queryset, pk=session_id)
+    items = [item async for item in Item.objects.filter(session=session).order_by("position")]
+    steps = {step.pk: step async for step in Step.objects.filter(session=session)}
+    hot = await context_store().get(str(session.pk))
+    context = {
+        "session": session,
+        "rows": transcript_rows(items, steps),
+        "form": SessionSettingsForm(instance=session),
+        "busy": bool(hot.get("running")),
+    }
+    return render(request, "playground/session.html", context)
+
+
+@require_POST
+def session_settings(request: HttpRequest, session_id: str) -> HttpResponse:
+    queryset = visible_sessions(request.user, request.session.session_key)
+    session = get_object_or_404(queryset, pk=session_id)
+    form = SessionSettingsForm(request.POST, instance=session)
+    saved = form.is_valid()
+    if saved:
+        form.save()
+        layer = get_channel_layer()
+        if layer is not None:
+            text = "Settings saved: the next turn uses them (with a full-context create)."
+            async_to_sync(layer.group_send)(
+                f"session.{session.pk}", {"type": "session.changed", "text": text}
+            )
+    context = {"session": session, "form": form, "saved": saved}
+    response = render(request, "playground/session.html#settings", context)
+    if not saved:
+        response.status_code = 422
+    return response

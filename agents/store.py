@@ -1,0 +1,71 @@
+"""The context store: a session's hot, shared state (chain head, whether a run is in flight).
+
+Redis when ``REDIS_URL`` is set, so every process sees the same state; process memory otherwise.
+The database stays the durable truth: everything here can be lost and rebuilt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Protocol
+
+import redis.asyncio as redis
+from django.conf import settings
+
+KEY_PREFIX = "playground:session:"
+# Hot state outlives an idle session by a day, then Redis forgets it.
+TTL_SECONDS = 24 * 3600
+
+
+class ContextStore(Protocol):
+    async def get(self, session_id: str) -> dict[str, str]: ...
+
+    async def update(self, session_id: str, **values: str) -> None: ...
+
+
+class MemoryContextStore:
+    def __init__(self) -> None:
+        self._data: dict[str, dict[str, str]] = {}
+
+    async def get(self, session_id: str) -> dict[str, str]:
+        return dict(self._data.get(session_id, {}))
+
+    async def update(self, session_id: str, **values: str) -> None:
+        self._data.setdefault(session_id, {}).update(values)
+
+
+class RedisContextStore:
+    def __init__(self, url: str) -> None:
+        # Same timeouts as the channel layer: idle connections must survive (redis-py 8 trap).
+        self._redis = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=60, socket_connect_timeout=5
+        )
+
+    async def get(self, session_id: str) -> dict[str, str]:
+        values = await self._redis.hgetall(KEY_PREFIX + session_id)
+        return {str(k): str(v) for k, v in values.items()}
+
+    async def update(self, session_id: str, **values: str) -> None:
+        key = KEY_PREFIX + session_id
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=values)  # type: ignore[arg-type]
+            pipe.expire(key, TTL_SECONDS)
+            await pipe.execute()
+
+
+_memory = MemoryContextStore()
+# A Redis client's connections belong to the event loop that opened them.
+_redis_stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisContextStore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def context_store() -> ContextStore:
+    if not settings.REDIS_URL:
+        return _memory
+    loop = asyncio.get_running_loop()
+    store = _redis_stores.get(loop)
+    if store is None:
+        store = _redis_stores[loop] = RedisContextStore(settings.REDIS_URL)
+    return store

@@ -1,0 +1,66 @@
+"""Reading and appending a session's transcript (the runner is its only writer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Max
+
+from agents.models import Item, Session, Step
+from agents.upstream import StepMetrics
+
+ItemData = dict[str, Any]
+
+
+def user_message(text: str) -> ItemData:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
+async def context(session_id: Any) -> list[ItemData]:
+    """The items the upstream must see, in order: the transcript minus unusable partials."""
+    rows = Item.objects.filter(session_id=session_id, in_context=True).order_by("position")
+    return [row.data async for row in rows.only("data")]
+
+
+async def next_position(session_id: Any) -> int:
+    result = await Item.objects.filter(session_id=session_id).aaggregate(top=Max("position"))
+    top = result["top"]
+    return 0 if top is None else int(top) + 1
+
+
+async def append(
+    session: Session,
+    position: int,
+    data: ItemData,
+    *,
+    step: Step | None = None,
+    status: str = Item.Status.COMPLETED,
+    in_context: bool = True,
+) -> Item:
+    return await Item.objects.acreate(
+        session=session,
+        position=position,
+        data=data,
+        step=step,
+        status=status,
+        in_context=in_context,
+    )
+
+
+async def record_step(
+    session: Session, metrics: StepMetrics, response_id: str, status: str
+) -> Step:
+    return await Step.objects.acreate(
+        session=session,
+        response_id=response_id,
+        previous_response_id=metrics.previous_response_id,
+        mode=metrics.mode,
+        socket=metrics.socket,
+        status=status,
+        bytes_sent=metrics.bytes_sent,
+        ttft_ms=metrics.ttft_ms,
+        duration_ms=metrics.duration_ms,
+        input_tokens=metrics.input_tokens,
+        cached_tokens=metrics.cached_tokens,
+        output_tokens=metrics.output_tokens,
+    )

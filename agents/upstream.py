@@ -1,0 +1,274 @@
+"""A session's upstream socket: the SDK's ``responses.connect()``, its chain, the delta rule.
+
+The chain (what the upstream's connection cache holds) lives on the socket object, so a new socket
+starts with a full-context create by construction (client checklist §4, items 1-12).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+from openai import AsyncOpenAI
+from openai.resources.responses.responses import AsyncResponsesConnection
+
+log = logging.getLogger(__name__)
+
+Item = dict[str, Any]
+Event = dict[str, Any]
+
+TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
+# Large `response.completed` frames exceed the websockets default of 1 MiB.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+CONNECT_TIMEOUT = 15.0
+# Per-event timeout while a response streams (reasoning models can think for minutes).
+EVENT_TIMEOUT = 300.0
+# Fields that describe an item's delivery, not its content (never part of the comparison).
+VOLATILE = frozenset({"id", "status", "annotations", "logprobs"})
+
+
+class UpstreamError(Exception):
+    """The upstream could not be reached or dropped the socket; the message says what to do."""
+
+
+def fingerprint(value: Any) -> str:
+    """Canonical JSON: key order, delivery fields and nulls do not count."""
+    return json.dumps(_strip(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in VOLATILE and v is not None}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The upstream's cached state after a completed response on this socket."""
+
+    fields: str  # fingerprint of the request's non-input fields
+    context: tuple[str, ...]  # fingerprints of input + output items
+    response_id: str
+    open_calls: frozenset[str]  # call_ids of function calls the next delta must answer
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str  # "create" or "delta"
+    input: list[Item]
+    previous_response_id: str | None
+
+
+def plan(chain: Chain | None, fields: dict[str, Any], context: Sequence[Item]) -> Plan:
+    """Delta only when the socket's last response completed with equal fields and the new
+    context extends it; otherwise the full context."""
+    if chain is not None and chain.fields == fingerprint(fields):
+        size = len(chain.context)
+        prefix = tuple(fingerprint(item) for item in context[:size])
+        if len(context) >= size and prefix == chain.context:
+            delta = list(context[size:])
+            answered = {i.get("call_id") for i in delta if i.get("type") == "function_call_output"}
+            if chain.open_calls <= answered:
+                return Plan("delta", delta, chain.response_id)
+    return Plan("create", list(context), None)
+
+
+@dataclass
+class StepMetrics:
+    mode: str = "create"
+    socket: str = "fresh"
+    bytes_sent: int = 0
+    ttft_ms: float | None = None
+    duration_ms: float = 0.0
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    previous_response_id: str = ""
+
+
+@dataclass
+class UpstreamSocket:
+    connection: AsyncResponsesConnection
+    opened: float = field(default_factory=time.monotonic)
+    requests: int = 0
+    chain: Chain | None = None
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once: no close handshake, no frame of this socket left."""
+        # The SDK has no public abort; its websockets connection exposes the transport.
+        transport = getattr(self.connection._connection, "transport", None)
+        if transport is not None:
+            transport.abort()
+
+
+@dataclass
+class UpstreamTurn:
+    """One ``response.create`` on the socket; iterate it for the raw events until terminal."""
+
+    socket: UpstreamSocket
+    fields: dict[str, Any]
+    context: list[Item]
+    metrics: StepMetrics
+    output: list[Item] = field(default_factory=list)
+    terminal: Event | None = None
+    _sent_at: float = 0.0
+
+    async def send(self, generate: bool) -> None:
+        chosen = plan(self.socket.chain, self.fields, self.context)
+        frame: dict[str, Any] = {"type": "response.create", **self.fields, "input": chosen.input}
+        if chosen.previous_response_id:
+            frame["previous_response_id"] = chosen.previous_response_id
+        if not generate:
+            frame["generate"] = False
+        payload = json.dumps(frame, ensure_ascii=False)
+        self.metrics.mode = chosen.mode if generate else "warm"
+        self.metrics.socket = "reused" if self.socket.requests else "fresh"
+        self.metrics.bytes_sent = len(payload.encode())
+        self.metrics.previous_response_id = chosen.previous_response_id or ""
+        # Until this response completes the socket's cache state is unknown to us.
+        self.socket.chain = None
+        self.socket.requests += 1
+        self._sent_at = time.monotonic()
+        await self.socket.connection.send_raw(payload)
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        while self.terminal is None:
+            try:
+                raw = await asyncio.wait_for(self.socket.connection.recv_bytes(), EVENT_TIMEOUT)
+            except TimeoutError as exc:
+                raise UpstreamError(
+                    f"The upstream sent nothing for {EVENT_TIMEOUT:.0f} s."
+                ) from exc
+            except websockets.ConnectionClosed as exc:
+                raise UpstreamError("The upstream closed the connection mid-response.") from exc
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue  # a garbage frame is skipped, as Codex does
+            if not isinstance(event, dict):
+                continue
+            self._observe(event)
+            yield event
+
+    def _observe(self, event: Event) -> None:
+        kind = event.get("type", "")
+        if self.metrics.ttft_ms is None and kind.endswith(".delta"):
+            self.metrics.ttft_ms = (time.monotonic() - self._sent_at) * 1000
+        if kind == "response.output_item.done":
+            self.output.append(event["item"])
+        elif kind in TERMINAL:
+            self.terminal = event
+            self.metrics.duration_ms = (time.monotonic() - self._sent_at) * 1000
+            if kind != "error":
+                self._account(event["response"])
+
+    def _account(self, response: dict[str, Any]) -> None:
+        usage = response.get("usage") or {}
+        self.metrics.input_tokens = int(usage.get("input_tokens") or 0)
+        details = usage.get("input_tokens_details") or {}
+        self.metrics.cached_tokens = int(details.get("cached_tokens") or 0)
+        self.metrics.output_tokens = int(usage.get("output_tokens") or 0)
+        if response.get("status") == "completed":
+            # Output items come from output_item.done, not the terminal payload (item 9).
+            items = [*self.context, *self.output]
+            calls = {i["call_id"] for i in self.output if i.get("type") == "function_call"}
+            self.socket.chain = Chain(
+                fingerprint(self.fields),
+                tuple(fingerprint(i) for i in items),
+                str(response["id"]),
+                frozenset(calls),
+            )
+
+    @property
+    def response_id(self) -> str:
+        if self.terminal is None or self.terminal.get("type") == "error":
+            return ""
+        return str(self.terminal["response"].get("id", ""))
+
+
+class UpstreamSession:
+    """The one upstream socket of a session, opened on demand; one response in flight at a time."""
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+        self.socket: UpstreamSocket | None = None
+        self.sockets_opened = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self.socket is not None
+
+    @property
+    def has_chain(self) -> bool:
+        return self.socket is not None and self.socket.chain is not None
+
+    async def _connect(self) -> UpstreamSocket:
+        if self.socket is not None:
+            return self.socket
+        manager = self.client.responses.connect(
+            websocket_connection_options={"max_size": MAX_FRAME_BYTES}
+        )
+        try:
+            connection = await asyncio.wait_for(manager.enter(), CONNECT_TIMEOUT)
+        except websockets.InvalidStatus as exc:
+            status = exc.response.status_code
+            raise UpstreamError(f"The upstream refused the WebSocket (HTTP {status}).") from exc
+        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+            raise UpstreamError(f"The upstream cannot be reached: {type(exc).__name__}.") from exc
+        self.socket = UpstreamSocket(connection)
+        self.sockets_opened += 1
+        return self.socket
+
+    @asynccontextmanager
+    async def turn(
+        self, fields: dict[str, Any], context: list[Item], *, generate: bool = True
+    ) -> AsyncIterator[UpstreamTurn]:
+        """Send one create (delta or full) and hand back the turn to iterate.
+
+        A turn left before its terminal event (stop, error, cancellation) discards the socket, so
+        no frame of it can reach a later turn.
+        """
+        async with self._lock:
+            socket = await self._connect()
+            turn = UpstreamTurn(socket, fields, context, StepMetrics())
+            try:
+                await turn.send(generate)
+                yield turn
+            finally:
+                if turn.terminal is None:
+                    self.discard(socket)
+
+    async def prewarm(self, fields: dict[str, Any], context: list[Item]) -> UpstreamTurn | None:
+        """``generate: false`` with the session's settings and transcript, unless already warm."""
+        if self.has_chain:
+            return None
+        async with self.turn(fields, context, generate=False) as turn:
+            async for _ in turn:
+                pass
+        return turn
+
+    def discard(self, socket: UpstreamSocket | None = None) -> None:
+        """Abort the socket (or the given one, if it is still current)."""
+        current = self.socket
+        if current is None or (socket is not None and socket is not current):
+            return
+        self.socket = None
+        current.abort()
+
+    async def close(self) -> None:
+        socket, self.socket = self.socket, None
+        if socket is not None:
+            with suppress(Exception):
+                await asyncio.wait_for(socket.connection.close(), 2)
+            socket.abort()
+        await self.client.close()

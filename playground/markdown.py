@@ -1,0 +1,27 @@
+"""Markdown for untrusted text (model and tool output): rendered, then sanitised."""
+
+from __future__ import annotations
+
+import nh3
+from markdown_it import MarkdownIt
+
+# Raw HTML in the source is shown as text, never interpreted.
+_parser = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+ALLOWED_TAGS = {
+    "a", "blockquote", "br", "code", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "li", "ol",
+    "p", "pre", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul", "del",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}, "th": {"align"}, "td": {"align"}}
+
+
+def render_markdown(text: str) -> str:
+    """Safe HTML: no script, no event handler attribute, no ``javascript:`` link survives."""
+    html = _parser.render(text)
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
