@@ -125,6 +125,10 @@ MAX_FRAME_BYTES = 1024 * 1024
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact": {"()": "playground.logging.RedactSecrets"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # At DEBUG these log the upstream handshake's headers, Authorization included: never below
+    # INFO, whatever LOG_LEVEL says.
+    "loggers": {name: {"level": "INFO"} for name in ("websockets", "openai", "httpx", "httpcore")},
 }

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
+from agents.runner import RUNNERS, SessionRunner
 from agents.simulator import Simulator, SimulatorConfig
 from tests.simserver import SimServer
 
@@ -46,3 +48,28 @@ def aclient(sim_server: SimServer) -> AsyncOpenAI:
 def simulator() -> Simulator:
     """An in-process simulator (profile zero), driven with ASGI communicators."""
     return Simulator(SimulatorConfig(seed=7))
+
+
+@pytest.fixture
+def use_upstream(settings: Any) -> Callable[[SimServer], SimServer]:
+    """Point new session runners at the given standalone simulator."""
+
+    def use(server: SimServer) -> SimServer:
+        settings.UPSTREAM_BASE_URL = server.base_url
+        settings.OPENAI_API_KEY = server.api_key
+        settings.UPSTREAM_IS_EMBEDDED = False
+        settings.UPSTREAM_MODEL = "sim"
+        return server
+
+    return use
+
+
+@pytest.fixture
+async def runners() -> AsyncIterator[dict[str, SessionRunner]]:
+    """This process's session runners; every one is closed when the test ends."""
+    yield RUNNERS
+    for runner in list(RUNNERS.values()):
+        if runner.turn_task is not None:
+            runner.turn_task.cancel()
+        await runner.upstream.close()
+    RUNNERS.clear()
