@@ -25,7 +25,7 @@ migrate: $(VENV)/.run
 
 run: migrate
 	@echo "Agent playground: http://$(HOST):$(PORT)/  (simulator at http://$(HOST):$(PORT)/v1/responses)"
-	$(BIN)/daphne --bind $(HOST) --port $(PORT) --websocket-max-message-size 67108864 --websocket-max-frame-size 67108864 playground.asgi:application
+	PORT=$(PORT) $(BIN)/daphne --bind $(HOST) --port $(PORT) --websocket-max-message-size 67108864 --websocket-max-frame-size 67108864 playground.asgi:application
 
 simulator: $(VENV)/.run
 	$(BIN)/python manage.py simulator --host $(HOST) --port 8765
