@@ -6,13 +6,15 @@ import nh3
 from markdown_it import MarkdownIt
 
 # Raw HTML in the source is shown as text, never interpreted.
-_parser = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+_parser = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(
+    ["table", "strikethrough"]
+)
 
 ALLOWED_TAGS = {
     "a", "blockquote", "br", "code", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "li", "ol",
     "p", "pre", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul", "del",
 }  # fmt: skip
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}, "th": {"align"}, "td": {"align"}}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}}
 
 
 def render_markdown(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from playground.env import env_bool, env_choice, env_float, env_int, env_list, env_secret, env_str
 
@@ -116,6 +117,11 @@ if UPSTREAM_IS_EMBEDDED:
     OPENAI_API_KEY = "sim-local"
 elif not UPSTREAM_BASE_URL:
     UPSTREAM_BASE_URL = "https://api.openai.com/v1"
+elif not OPENAI_API_KEY:
+    raise ImproperlyConfigured(
+        "UPSTREAM_BASE_URL is set but OPENAI_API_KEY (or OPENAI_API_KEY_FILE) is empty; "
+        "set any non-empty value for an upstream without authentication."
+    )
 UPSTREAM_MODEL = env_str("UPSTREAM_MODEL", "sim" if UPSTREAM_IS_EMBEDDED else "gpt-5-mini")
 # How long a session's upstream socket outlives its last browser socket.
 IDLE_GRACE_SECONDS = env_float("IDLE_GRACE_SECONDS", 300.0)

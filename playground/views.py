@@ -72,7 +72,7 @@ def session_settings(request: HttpRequest, session_id: str) -> HttpResponse:
         form.save()
         layer = get_channel_layer()
         if layer is not None:
-            text = "Settings saved: the next turn uses them (with a full-context create)."
+            text = "Settings saved: the next turn uses them."
             async_to_sync(layer.group_send)(
                 f"session.{session.pk}", {"type": "session.changed", "text": text}
             )
