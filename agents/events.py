@@ -33,14 +33,37 @@ class ItemDone:
 
 
 @dataclass(frozen=True)
+class ItemAdded:
+    """A completed item that did not stream (a tool's output)."""
+
+    item: Item
+
+
+@dataclass(frozen=True)
+class CallWaiting:
+    """A function call waits for a person: its output (manual tool) or an approval."""
+
+    call_id: str
+    name: str
+    arguments: str
+    kind: str  # "output" or "approval"
+
+
+@dataclass(frozen=True)
+class CallResolved:
+    call_id: str
+
+
+@dataclass(frozen=True)
 class StepDone:
     step: Step
 
 
 @dataclass(frozen=True)
 class TurnEnded:
-    status: str  # completed, incomplete, stopped, failed
+    status: str  # completed, incomplete, stopped, interrupted, failed
     message: str = ""
+    steps: tuple[Step, ...] = ()  # the run's steps, for its waterfall
 
 
 @dataclass(frozen=True)
@@ -48,7 +71,18 @@ class Notice:
     message: str
 
 
-RunEvent = TurnStarted | ItemStarted | TextDelta | ItemDone | StepDone | TurnEnded | Notice
+RunEvent = (
+    TurnStarted
+    | ItemStarted
+    | TextDelta
+    | ItemDone
+    | ItemAdded
+    | CallWaiting
+    | CallResolved
+    | StepDone
+    | TurnEnded
+    | Notice
+)
 
 
 class Listener(Protocol):

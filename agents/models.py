@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 
@@ -22,6 +23,17 @@ class Session(models.Model):
     model = models.CharField(max_length=100)
     instructions = models.TextField(blank=True)
     store = models.BooleanField(default=False)
+    transport = models.CharField(
+        max_length=10,
+        choices=[
+            ("websocket", "WebSocket (one socket, deltas)"),
+            ("http", "HTTP (one request per step)"),
+        ],
+        default="websocket",
+    )
+    max_steps = models.PositiveSmallIntegerField(
+        default=25, validators=[MinValueValidator(1), MaxValueValidator(200)]
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -31,12 +43,71 @@ class Session(models.Model):
     def __str__(self) -> str:
         return self.title
 
-    def request_fields(self) -> dict[str, Any]:
+    def request_fields(self, tools: list[Tool] | None = None) -> dict[str, Any]:
         """The non-input fields of every ``response.create`` this session sends."""
         fields: dict[str, Any] = {"model": self.model, "store": self.store}
         if self.instructions:
             fields["instructions"] = self.instructions
+        if tools:
+            fields["tools"] = [tool.definition() for tool in tools]
         return fields
+
+
+class Tool(models.Model):
+    """A function the session's agent may call, and how the playground answers it."""
+
+    class Mode(models.TextChoices):
+        BUILTIN = "builtin", "Built-in (runs on the server)"
+        MOCK = "mock", "Mock (a canned output)"
+        MANUAL = "manual", "Manual (a person types the output)"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="tools")
+    name = models.CharField(
+        max_length=64,
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9_-]+$", "Use letters, digits, _ and - only (as the API does)."
+            )
+        ],
+    )
+    description = models.TextField(blank=True)
+    parameters = models.JSONField(default=dict)
+    strict = models.BooleanField(default=False)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.MOCK)
+    builtin = models.CharField(max_length=64, blank=True)
+    mock_output = models.TextField(blank=True)
+    requires_approval = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["session", "name"], name="tool_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def definition(self) -> dict[str, Any]:
+        """The tool as the Responses API's ``tools`` list wants it."""
+        return {
+            "type": "function",
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters or {"type": "object", "properties": {}},
+            "strict": self.strict,
+        }
+
+
+class Note(models.Model):
+    """The built-in ``notes`` tool's memory, per session."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="notes")
+    key = models.CharField(max_length=200)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "key"], name="note_key_unique")]
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class Step(models.Model):
@@ -50,6 +121,8 @@ class Step(models.Model):
     class Socket(models.TextChoices):
         FRESH = "fresh"
         REUSED = "reused"
+        ROTATED = "rotated"  # the first step on a socket that replaced an old one
+        HTTP = "http"  # no socket: one HTTP request
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="steps")
     response_id = models.CharField(max_length=100, blank=True)
@@ -63,6 +136,13 @@ class Step(models.Model):
     input_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
+    retries = models.PositiveSmallIntegerField(default=0)
+    # Time spent answering this step's function calls (tools, people).
+    tool_ms = models.FloatField(default=0)
+    # For the waterfall: the position of the user message that started the run, and when this
+    # step started, in ms since then.
+    turn_position = models.PositiveIntegerField(null=True)
+    started_ms = models.FloatField(default=0)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -48,9 +48,19 @@ async def append(
 
 
 async def record_step(
-    session: Session, metrics: StepMetrics, response_id: str, status: str
+    session: Session,
+    metrics: StepMetrics,
+    response_id: str,
+    status: str,
+    *,
+    retries: int = 0,
+    turn_position: int | None = None,
+    started_ms: float = 0.0,
 ) -> Step:
     return await Step.objects.acreate(
+        retries=retries,
+        turn_position=turn_position,
+        started_ms=started_ms,
         session=session,
         response_id=response_id,
         previous_response_id=metrics.previous_response_id,

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import websockets
 from openai import AsyncOpenAI
@@ -36,6 +36,14 @@ VOLATILE = frozenset({"id", "status", "annotations", "logprobs"})
 
 class UpstreamError(Exception):
     """The upstream could not be reached or dropped the socket; the message says what to do."""
+
+
+class UpstreamRefused(UpstreamError):
+    """The WebSocket upgrade was answered with an HTTP status (426/404: no WebSocket mode)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"The upstream refused the WebSocket (HTTP {status}).")
+        self.status = status
 
 
 def fingerprint(value: Any) -> str:
@@ -95,12 +103,23 @@ class StepMetrics:
     previous_response_id: str = ""
 
 
+class ChainHolder(Protocol):
+    """Where a transport keeps its chain: the socket (WebSocket) or the session (HTTP)."""
+
+    chain: Chain | None
+    requests: int
+
+
 @dataclass
 class UpstreamSocket:
     connection: AsyncResponsesConnection
     opened: float = field(default_factory=time.monotonic)
     requests: int = 0
     chain: Chain | None = None
+
+    @property
+    def age(self) -> float:
+        return time.monotonic() - self.opened
 
     def abort(self) -> None:
         """Drop the TCP connection at once: no close handshake, no frame of this socket left."""
@@ -112,44 +131,40 @@ class UpstreamSocket:
 
 @dataclass
 class UpstreamTurn:
-    """One ``response.create`` on the socket; iterate it for the raw events until terminal."""
+    """One response: its request (delta or full), then its raw events until the terminal one."""
 
-    socket: UpstreamSocket
+    holder: ChainHolder
     fields: dict[str, Any]
     context: list[Item]
-    metrics: StepMetrics
+    metrics: StepMetrics = field(default_factory=StepMetrics)
     output: list[Item] = field(default_factory=list)
     terminal: Event | None = None
     _sent_at: float = 0.0
 
-    async def send(self, generate: bool) -> None:
-        chosen = plan(self.socket.chain, self.fields, self.context)
-        frame: dict[str, Any] = {"type": "response.create", **self.fields, "input": chosen.input}
+    def request(self, generate: bool, *, chain: bool = True) -> dict[str, Any]:
+        """The create body by the delta rule. The holder's chain is unknown until it completes."""
+        chosen = plan(self.holder.chain if chain else None, self.fields, self.context)
+        body: dict[str, Any] = {**self.fields, "input": chosen.input}
         if chosen.previous_response_id:
-            frame["previous_response_id"] = chosen.previous_response_id
+            body["previous_response_id"] = chosen.previous_response_id
         if not generate:
-            frame["generate"] = False
-        payload = json.dumps(frame, ensure_ascii=False)
+            body["generate"] = False
         self.metrics.mode = chosen.mode if generate else "warm"
-        self.metrics.socket = "reused" if self.socket.requests else "fresh"
-        self.metrics.bytes_sent = len(payload.encode())
+        self.metrics.socket = "reused" if self.holder.requests else "fresh"
         self.metrics.previous_response_id = chosen.previous_response_id or ""
-        # Until this response completes the socket's cache state is unknown to us.
-        self.socket.chain = None
-        self.socket.requests += 1
+        self.holder.chain = None
+        self.holder.requests += 1
+        return body
+
+    def sent(self, payload: str) -> None:
+        self.metrics.bytes_sent = len(payload.encode())
         self._sent_at = time.monotonic()
-        await self.socket.connection.send_raw(payload)
+
+    def frames(self) -> AsyncIterator[bytes | str]:
+        raise NotImplementedError
 
     async def __aiter__(self) -> AsyncIterator[Event]:
-        while self.terminal is None:
-            try:
-                raw = await asyncio.wait_for(self.socket.connection.recv_bytes(), EVENT_TIMEOUT)
-            except TimeoutError as exc:
-                raise UpstreamError(
-                    f"The upstream sent nothing for {EVENT_TIMEOUT:.0f} s."
-                ) from exc
-            except websockets.ConnectionClosed as exc:
-                raise UpstreamError("The upstream closed the connection mid-response.") from exc
+        async for raw in self.frames():
             try:
                 event = json.loads(raw)
             except ValueError:
@@ -158,6 +173,9 @@ class UpstreamTurn:
                 continue
             self._observe(event)
             yield event
+            if self.terminal is not None:
+                return
+        raise UpstreamError("The upstream ended the response before its terminal event.")
 
     def _observe(self, event: Event) -> None:
         kind = event.get("type", "")
@@ -181,7 +199,7 @@ class UpstreamTurn:
             # Output items come from output_item.done, not the terminal payload (item 9).
             items = [*self.context, *self.output]
             calls = {i["call_id"] for i in self.output if i.get("type") == "function_call"}
-            self.socket.chain = Chain(
+            self.holder.chain = Chain(
                 fingerprint(self.fields),
                 tuple(fingerprint(i) for i in items),
                 str(response["id"]),
@@ -194,9 +212,49 @@ class UpstreamTurn:
             return ""
         return str(self.terminal["response"].get("id", ""))
 
+    @property
+    def error(self) -> dict[str, Any]:
+        """The error of a request-scoped error event or a failed response (empty otherwise)."""
+        if self.terminal is None:
+            return {}
+        error = self.terminal.get("error") or (self.terminal.get("response") or {}).get("error")
+        return dict(error or {})
+
+    @property
+    def status(self) -> int:
+        """The HTTP-equivalent status of an error event (0 when there is none)."""
+        if self.terminal is None or self.terminal.get("type") != "error":
+            return 0
+        return int(self.terminal.get("status") or self.terminal.get("status_code") or 400)
+
+
+@dataclass
+class SocketTurn(UpstreamTurn):
+    socket: UpstreamSocket | None = None
+
+    async def send(self, generate: bool) -> None:
+        assert self.socket is not None
+        payload = json.dumps({"type": "response.create", **self.request(generate)})
+        self.sent(payload)
+        await self.socket.connection.send_raw(payload)
+
+    async def frames(self) -> AsyncIterator[bytes | str]:
+        assert self.socket is not None
+        while True:
+            try:
+                yield await asyncio.wait_for(self.socket.connection.recv_bytes(), EVENT_TIMEOUT)
+            except TimeoutError as exc:
+                raise UpstreamError(
+                    f"The upstream sent nothing for {EVENT_TIMEOUT:.0f} s."
+                ) from exc
+            except websockets.ConnectionClosed as exc:
+                raise UpstreamError("The upstream closed the connection mid-response.") from exc
+
 
 class UpstreamSession:
     """The one upstream socket of a session, opened on demand; one response in flight at a time."""
+
+    transport = "websocket"
 
     def __init__(self, base_url: str, api_key: str) -> None:
         self.client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0)
@@ -212,22 +270,23 @@ class UpstreamSession:
     def has_chain(self) -> bool:
         return self.socket is not None and self.socket.chain is not None
 
-    async def _connect(self) -> UpstreamSocket:
+    def forget_chain(self) -> None:
+        """The upstream lost our parent (a cache miss): the next request is a full create."""
         if self.socket is not None:
-            return self.socket
+            self.socket.chain = None
+
+    async def _open(self) -> UpstreamSocket:
         manager = self.client.responses.connect(
             websocket_connection_options={"max_size": MAX_FRAME_BYTES}
         )
         try:
             connection = await asyncio.wait_for(manager.enter(), CONNECT_TIMEOUT)
         except websockets.InvalidStatus as exc:
-            status = exc.response.status_code
-            raise UpstreamError(f"The upstream refused the WebSocket (HTTP {status}).") from exc
+            raise UpstreamRefused(exc.response.status_code) from exc
         except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
             raise UpstreamError(f"The upstream cannot be reached: {type(exc).__name__}.") from exc
-        self.socket = UpstreamSocket(connection)
         self.sockets_opened += 1
-        return self.socket
+        return UpstreamSocket(connection)
 
     @asynccontextmanager
     async def turn(
@@ -239,8 +298,10 @@ class UpstreamSession:
         no frame of it can reach a later turn.
         """
         async with self._lock:
-            socket = await self._connect()
-            turn = UpstreamTurn(socket, fields, context, StepMetrics())
+            if self.socket is None:
+                self.socket = await self._open()
+            socket = self.socket
+            turn = SocketTurn(socket, fields, context, socket=socket)
             try:
                 await turn.send(generate)
                 yield turn
@@ -256,6 +317,31 @@ class UpstreamSession:
             async for _ in turn:
                 pass
         return turn
+
+    async def rotate(self, fields: dict[str, Any], context: list[Item], max_age: float) -> bool:
+        """Make-before-break: replace a socket older than ``max_age``, at a step boundary.
+
+        The new socket is opened and warmed with the full context first, so the next step is a
+        delta on it; only then is the old one closed. False when no rotation was due.
+        """
+        old = self.socket
+        if old is None or old.age < max_age:
+            return False
+        async with self._lock:
+            fresh = await self._open()
+            warm = SocketTurn(fresh, fields, context, socket=fresh)
+            try:
+                await warm.send(generate=False)
+                async for _ in warm:
+                    pass
+            except BaseException:
+                fresh.abort()
+                raise
+            self.socket = fresh
+        with suppress(Exception):
+            await asyncio.wait_for(old.connection.close(), 2)
+        old.abort()
+        return True
 
     def discard(self, socket: UpstreamSocket | None = None) -> None:
         """Abort the socket (or the given one, if it is still current)."""

@@ -60,6 +60,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if action.name == "stop":
             if not self.runner.stop():
                 self.outbox.put(render.notice("Nothing is running.", "info", "idle"))
+        elif action.name in ("tool_output", "approve"):
+            kind = "output" if action.name == "tool_output" else "approval"
+            problem = self.runner.answer(action.call_id, kind, action.message)
+            if problem:
+                self.outbox.put(render.notice(problem, "error", "not_waiting"))
         elif not self.runner.submit(action.message):
             message = "A run is in progress: wait for it, or stop it."
             self.outbox.put(render.notice(message, "error", "busy"))

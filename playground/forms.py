@@ -1,16 +1,98 @@
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django import forms
 
-from agents.models import Session
+from agents.models import Session, Tool
+from agents.tools.builtins import BUILTINS
+from agents.tools.executor import schema_problem
 
 
 class SessionSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Session
-        fields = ["title", "model", "instructions", "store"]
+        fields = ["title", "model", "instructions", "store", "transport", "max_steps"]
         widgets = {"instructions": forms.Textarea(attrs={"rows": 6})}
         help_texts = {
             "store": "Ask the upstream to keep responses (store=true). Off: nothing is kept "
             "beyond the socket's cache.",
+            "transport": "HTTP resends the whole context each step (with store off): compare.",
+            "max_steps": "The most model steps one message may take (1-200).",
         }
+
+
+class ToolForm(forms.ModelForm):  # type: ignore[type-arg]
+    parameters = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        help_text="A JSON Schema object for the arguments. Empty for a built-in: its own.",
+    )
+    builtin = forms.ChoiceField(
+        required=False, choices=[("", "—"), *((name, name) for name in BUILTINS)]
+    )
+
+    class Meta:
+        model = Tool
+        fields = [
+            "name",
+            "description",
+            "mode",
+            "builtin",
+            "parameters",
+            "strict",
+            "mock_output",
+            "requires_approval",
+        ]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "mock_output": forms.Textarea(attrs={"rows": 3}),
+        }
+        help_texts = {
+            "mock_output": "Text or JSON; {{name}} is replaced by the call's argument `name`.",
+            "requires_approval": "Ask a person before every call.",
+        }
+
+    def __init__(self, *args: Any, session: Session, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.session = session
+        if self.instance.pk and not self.is_bound:
+            self.initial["parameters"] = json.dumps(self.instance.parameters, indent=2)
+
+    def clean_parameters(self) -> dict[str, Any] | None:
+        text = self.cleaned_data.get("parameters", "").strip()
+        if not text:
+            return None
+        try:
+            schema = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
+        problem = schema_problem(schema)
+        if problem:
+            raise forms.ValidationError(problem)
+        return dict(schema)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        mode, builtin = data.get("mode"), data.get("builtin")
+        if mode == Tool.Mode.BUILTIN:
+            if not builtin:
+                self.add_error("builtin", "Choose which built-in answers this tool.")
+                return data
+            if data.get("parameters") is None:
+                data["parameters"] = BUILTINS[builtin].parameters
+            if not data.get("description"):
+                data["description"] = BUILTINS[builtin].description
+        elif data.get("parameters") is None:
+            data["parameters"] = {"type": "object", "properties": {}}
+        name = data.get("name")
+        clash = Tool.objects.filter(session=self.session, name=name).exclude(pk=self.instance.pk)
+        if name and clash.exists():
+            self.add_error("name", "This session already has a tool of that name.")
+        return data
+
+    def save(self, commit: bool = True) -> Tool:
+        self.instance.session = self.session
+        tool: Tool = super().save(commit=commit)
+        return tool

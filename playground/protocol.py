@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-ACTIONS = ("send", "stop")
+ACTIONS = ("send", "stop", "tool_output", "approve")
 MAX_MESSAGE_CHARS = 100_000
 
 
@@ -19,6 +19,7 @@ MAX_MESSAGE_CHARS = 100_000
 class Action:
     name: str
     message: str = ""
+    call_id: str = ""
 
 
 class FrameError(Exception):
@@ -45,9 +46,26 @@ def parse_frame(text: str | None, data: bytes | None) -> Action:
         raise FrameError("unknown_action", f"Unknown action; expected one of {', '.join(ACTIONS)}.")
     if name == "stop":
         return Action("stop")
+    if name in ("tool_output", "approve"):
+        return _answer(name, frame)
     message = frame.get("message")
     if not isinstance(message, str) or not message.strip():
         raise FrameError("empty_message", "Type a message before sending.")
     if len(message) > MAX_MESSAGE_CHARS:
         raise FrameError("message_too_long", f"Messages are limited to {MAX_MESSAGE_CHARS} chars.")
     return Action("send", message.strip())
+
+
+def _answer(name: str, frame: dict[str, object]) -> Action:
+    call_id = frame.get("call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise FrameError("invalid_frame", "Which call? The frame has no call_id.")
+    if name == "approve":
+        decision = frame.get("decision")
+        if decision not in ("yes", "no"):
+            raise FrameError("invalid_frame", "An approval's decision is yes or no.")
+        return Action(name, str(decision), call_id)
+    output = frame.get("output")
+    if not isinstance(output, str):
+        raise FrameError("invalid_frame", "A tool output must be text.")
+    return Action(name, output, call_id)

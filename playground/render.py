@@ -9,6 +9,9 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from agents.events import (
+    CallResolved,
+    CallWaiting,
+    ItemAdded,
     ItemDone,
     ItemStarted,
     Notice,
@@ -34,14 +37,57 @@ def item_row(item: Item) -> dict[str, Any]:
 
 
 def transcript_rows(items: list[Item], steps: dict[int, Step]) -> list[dict[str, Any]]:
-    """Items in order, each step's metrics after the last item it produced."""
+    """Items in order, each step's metrics after the last item it produced, and each run's
+    waterfall after the run."""
+    runs: dict[int, list[Step]] = {}
+    for step in steps.values():
+        if step.turn_position is not None:
+            runs.setdefault(step.turn_position, []).append(step)
     rows: list[dict[str, Any]] = []
+    run: int | None = None
     for index, item in enumerate(items):
+        if item.role == "user" and item.kind == "message":
+            rows.extend(_waterfall_row(runs.get(run)) if run is not None else [])
+            run = item.position
         rows.append(item_row(item))
         following = items[index + 1].step_id if index + 1 < len(items) else None
         if item.step_id is not None and following != item.step_id and item.step_id in steps:
             rows.append({"step": steps[item.step_id]})
+    if run is not None:
+        rows.extend(_waterfall_row(runs.get(run)))
     return rows
+
+
+def _waterfall_row(steps: list[Step] | None) -> list[dict[str, Any]]:
+    return [{"waterfall": waterfall(steps)}] if steps else []
+
+
+WATERFALL_WIDTH = 600
+WATERFALL_ROW = 18
+
+
+def waterfall(steps: list[Step] | tuple[Step, ...]) -> dict[str, Any]:
+    """Geometry of a run's waterfall: one row per step, model time then tool time."""
+    ordered = sorted(steps, key=lambda s: s.started_ms)
+    end = max((s.started_ms + s.duration_ms + s.tool_ms for s in ordered), default=0.0) or 1.0
+    scale = (WATERFALL_WIDTH - 160) / end
+    rows = []
+    for number, step in enumerate(ordered, start=1):
+        x = 160 + step.started_ms * scale
+        model = max(step.duration_ms * scale, 1.0)
+        rows.append(
+            {
+                "y": (number - 1) * WATERFALL_ROW,
+                "x": round(x, 1),
+                "model": round(model, 1),
+                "tool_x": round(x + model, 1),
+                "tool": round(step.tool_ms * scale, 1),
+                "label": f"{number} {step.mode} {step.duration_ms:.0f} ms",
+                "step": step,
+            }
+        )
+    height = len(rows) * WATERFALL_ROW
+    return {"rows": rows, "width": WATERFALL_WIDTH, "height": height, "total_ms": end}
 
 
 def append(html: str) -> str:
@@ -72,11 +118,21 @@ def event_html(event: RunEvent) -> str:
             return text_delta(key, text)
         case ItemDone(key, item):
             return partial("item", oob_target=key, **item_row(item))
+        case ItemAdded(item):
+            return append(partial("item", **item_row(item)))
+        case CallWaiting(call_id, name, arguments, kind):
+            call = {"call_id": call_id, "name": name, "arguments": arguments, "kind": kind}
+            return f'<div hx-swap-oob="beforeend:#waiting">{partial("waiting", call=call)}</div>'
+        case CallResolved(call_id):
+            return f'<div id="call-{escape(call_id)}" hx-swap-oob="delete"></div>'
         case StepDone(step):
             return append(partial("step", row={"step": step}))
-        case TurnEnded(state, message):
+        case TurnEnded(state, message, steps):
             level = "info" if state == "completed" else "error"
-            return status(False) + (notice(message, level, state) if message else "")
+            chart = (
+                append(partial("waterfall", row={"waterfall": waterfall(steps)})) if steps else ""
+            )
+            return chart + status(False) + (notice(message, level, state) if message else "")
         case Notice(message):
             return notice(message)
     raise TypeError(f"Unknown run event {event!r}")

@@ -125,6 +125,18 @@ elif not OPENAI_API_KEY:
 UPSTREAM_MODEL = env_str("UPSTREAM_MODEL", "sim" if UPSTREAM_IS_EMBEDDED else "gpt-5-mini")
 # How long a session's upstream socket outlives its last browser socket.
 IDLE_GRACE_SECONDS = env_float("IDLE_GRACE_SECONDS", 300.0)
+# Make-before-break rotation of an upstream socket older than this, at a step boundary (the
+# OpenAI limit is 60 minutes; xAI's 25).
+ROTATE_AFTER_SECONDS = env_float("ROTATE_AFTER_SECONDS", 55 * 60.0)
+# Transient upstream failures are retried this many times (backoff with jitter) before a session
+# falls back to HTTP.
+UPSTREAM_RETRIES = env_int("UPSTREAM_RETRIES", 5)
+
+# Built-in tools: the hosts http_get may fetch (none by default), the output and time limits.
+TOOL_HTTP_ALLOWED_HOSTS = env_list("TOOL_HTTP_ALLOWED_HOSTS", [])
+TOOL_OUTPUT_LIMIT = env_int("TOOL_OUTPUT_LIMIT", 20_000)
+TOOL_TIMEOUT_SECONDS = env_float("TOOL_TIMEOUT_SECONDS", 15.0)
+
 # Browser frames larger than this are refused with an error fragment (the socket stays open).
 MAX_FRAME_BYTES = 1024 * 1024
 

@@ -11,6 +11,13 @@ urlpatterns = [
     path("sessions/new/", views.session_new, name="session-new"),
     path("sessions/<uuid:session_id>/", views.session_detail, name="session"),
     path("sessions/<uuid:session_id>/settings/", views.session_settings, name="session-settings"),
+    path("sessions/<uuid:session_id>/tools/", views.tool_save, name="tool-new"),
+    path("sessions/<uuid:session_id>/tools/<int:tool_id>/", views.tool_save, name="tool-save"),
+    path(
+        "sessions/<uuid:session_id>/tools/<int:tool_id>/delete/",
+        views.tool_delete,
+        name="tool-delete",
+    ),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -7,11 +9,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from agents.models import Item, Session, Step
+from agents.models import Item, Session, Step, Tool
 from agents.simulator.model import SCENARIOS
 from agents.store import context_store
 from playground.access import visible_sessions
-from playground.forms import SessionSettingsForm
+from playground.forms import SessionSettingsForm, ToolForm
 from playground.render import transcript_rows
 
 
@@ -53,7 +55,9 @@ async def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     items = [item async for item in Item.objects.filter(session=session).order_by("position")]
     steps = {step.pk: step async for step in Step.objects.filter(session=session)}
     hot = await context_store().get(str(session.pk))
+    tools = [tool async for tool in Tool.objects.filter(session=session)]
     context = {
+        **tools_context(session, tools),
         "session": session,
         "rows": transcript_rows(items, steps),
         "form": SessionSettingsForm(instance=session),
@@ -81,3 +85,53 @@ def session_settings(request: HttpRequest, session_id: str) -> HttpResponse:
     if not saved:
         response.status_code = 422
     return response
+
+
+def tools_context(
+    session: Session, tools: list[Tool], bound: ToolForm | None = None
+) -> dict[str, Any]:
+    """The tools panel: an edit form per tool and an "add" form (``bound`` shows its errors)."""
+
+    def edit_form(tool: Tool) -> ToolForm:
+        if bound is not None and bound.instance.pk == tool.pk:
+            return bound
+        return ToolForm(instance=tool, session=session, prefix=f"t{tool.pk}")
+
+    new = bound if bound is not None and bound.instance.pk is None else None
+    return {
+        "session": session,
+        "tool_forms": [edit_form(tool) for tool in tools],
+        "new_tool": new or ToolForm(session=session, prefix="new"),
+    }
+
+
+def _tools_panel(
+    request: HttpRequest, session: Session, bound: ToolForm | None = None
+) -> HttpResponse:
+    context = tools_context(session, list(Tool.objects.filter(session=session)), bound)
+    response = render(request, "playground/session.html#tools", context)
+    if bound is not None:
+        response.status_code = 422
+    return response
+
+
+@require_POST
+def tool_save(request: HttpRequest, session_id: str, tool_id: int | None = None) -> HttpResponse:
+    """Create or update a tool; the panel comes back with the result (errors inline)."""
+    queryset = visible_sessions(request.user, request.session.session_key)
+    session = get_object_or_404(queryset, pk=session_id)
+    tool = get_object_or_404(Tool, pk=tool_id, session=session) if tool_id else None
+    prefix = f"t{tool.pk}" if tool else "new"
+    form = ToolForm(request.POST, instance=tool, session=session, prefix=prefix)
+    if not form.is_valid():
+        return _tools_panel(request, session, form)
+    form.save()
+    return _tools_panel(request, session)
+
+
+@require_POST
+def tool_delete(request: HttpRequest, session_id: str, tool_id: int) -> HttpResponse:
+    queryset = visible_sessions(request.user, request.session.session_key)
+    session = get_object_or_404(queryset, pk=session_id)
+    get_object_or_404(Tool, pk=tool_id, session=session).delete()
+    return _tools_panel(request, session)

@@ -69,7 +69,5 @@ async def runners() -> AsyncIterator[dict[str, SessionRunner]]:
     """This process's session runners; every one is closed when the test ends."""
     yield RUNNERS
     for runner in list(RUNNERS.values()):
-        if runner.turn_task is not None:
-            runner.turn_task.cancel()
-        await runner.upstream.close()
+        await runner.close()
     RUNNERS.clear()

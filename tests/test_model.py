@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import pytest
 from openai import AsyncOpenAI, OpenAI
 from openai.types.responses import Response

@@ -236,7 +236,14 @@ def test_valid_settings_are_saved() -> None:
     browser = Client()
     session = new_session_of(browser)
     assert not session.store
-    data = {"title": "Tides", "model": "gpt-test", "instructions": "Be brief.", "store": "on"}
+    data = {
+        "title": "Tides",
+        "model": "gpt-test",
+        "instructions": "Be brief.",
+        "store": "on",
+        "transport": "http",
+        "max_steps": "7",
+    }
     response = browser.post(f"/sessions/{session.pk}/settings/", data)
     assert response.status_code == 200
     body = response.content.decode()
@@ -249,6 +256,7 @@ def test_valid_settings_are_saved() -> None:
         "Be brief.",
         True,
     )
+    assert (session.transport, session.max_steps) == ("http", 7)
 
 
 def test_invalid_settings_are_refused_and_change_nothing() -> None:

@@ -139,9 +139,9 @@ async def test_the_upstream_outlives_the_last_tab_by_the_idle_grace(
     await tab.turn("/chat 10 second")
     await tab.close()
     runner = runners[str(session.pk)]
-    connected = [runner.upstream.connected]
+    connected = [runner.websocket.connected]
     await asyncio.sleep(1.5)
-    connected.append(runner.upstream.connected)
+    connected.append(runner.websocket.connected)
     assert connected == [True, False]
     assert str(session.pk) not in runners
     connections = [c for c in server.connections() if c["transport"] == "websocket"]
