@@ -27,10 +27,10 @@ from agents.events import (
     TurnStarted,
 )
 from agents.http_upstream import HttpUpstream
-from agents.loop import AgentLoop
+from agents.loop import NO_WEBSOCKET, AgentLoop
 from agents.models import Session
 from agents.store import context_store
-from agents.upstream import Item, UpstreamError, UpstreamSession
+from agents.upstream import Item, UpstreamError, UpstreamRefused, UpstreamSession
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,11 @@ class SessionRunner:
             turn = await asyncio.wait_for(self.websocket.prewarm(fields, items), PREWARM_TIMEOUT)
             if turn is not None and turn.response_id:
                 await transcript.record_step(session, turn.metrics, turn.response_id, "completed")
+        except UpstreamRefused as exc:
+            if exc.status in NO_WEBSOCKET:
+                self.fall_back(f"the upstream has no WebSocket mode (HTTP {exc.status})")
+            else:
+                self.publish(Notice(f"Could not warm the upstream connection: {exc}"))
         except (UpstreamError, TimeoutError) as exc:
             # Best effort: the first step connects and sends the full context instead.
             log.warning("Prewarm of session %s failed: %s", self.session_id, exc)
