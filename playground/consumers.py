@@ -64,7 +64,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             kind = "output" if action.name == "tool_output" else "approval"
             problem = self.runner.answer(action.call_id, kind, action.message)
             if problem:
-                self.outbox.put(render.notice(problem, "error", "not_waiting"))
+                self.outbox.put(render.notice(problem, "error", "answer_refused"))
         elif not self.runner.submit(action.message):
             message = "A run is in progress: wait for it, or stop it."
             self.outbox.put(render.notice(message, "error", "busy"))

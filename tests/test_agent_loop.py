@@ -289,3 +289,27 @@ async def test_the_step_limit_ends_a_run_with_a_note(
     assert "step limit (3)" in frames
     assert len(await model_steps(session)) == 3
     assert_each_call_answered_once(await items_of(session))
+
+
+async def test_arguments_off_the_schema_go_back_to_the_model_as_an_error(
+    sim_server: SimServer, use_upstream: UseUpstream
+) -> None:
+    use_upstream(sim_server)
+    browser = await new_browser()
+    session = await new_session(browser)
+    # The simulator satisfies types and `required`, not patterns: its argument breaks this one.
+    schema = {
+        "type": "object",
+        "properties": {"query": {"type": "string", "pattern": "^[0-9]{6}$"}},
+        "required": ["query"],
+    }
+    await Tool.objects.acreate(
+        session=session, name="lookup", parameters=schema, mode=Tool.Mode.MOCK, mock_output="ok"
+    )
+    await run(session, browser, "/lookup postcode of the harbour")
+    items = await items_of(session)
+    (output,) = [i.data["output"] for i in items if i.kind == "function_call_output"]
+    assert output.startswith("Error: The arguments do not match the tool's schema at query")
+    assert (items[-1].kind, items[-1].status) == ("message", "completed")
+    await run(session, browser, "/chat 10 thanks anyway")  # the session keeps working
+    assert (await items_of(session))[-1].status == "completed"
