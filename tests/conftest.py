@@ -4,11 +4,21 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from asgiref.sync import SyncToAsync
+from django.db import connections
 from openai import AsyncOpenAI, OpenAI
 
 from agents.runner import RUNNERS, SessionRunner
 from agents.simulator import Simulator, SimulatorConfig
 from tests.simserver import SimServer
+
+
+@pytest.fixture(autouse=True)
+def _close_async_orm_connections() -> Iterator[None]:
+    """The async ORM queries from asgiref's one shared thread; its connection outlives the test,
+    and PostgreSQL will not drop the test database while it is open."""
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +35,9 @@ def start_sim() -> Iterator[Callable[..., SimServer]]:
     servers: list[SimServer] = []
 
     def start(*args: str) -> SimServer:
-        server = SimServer(list(args)).start()
-        servers.append(server)
-        return server
+        server = SimServer(list(args))
+        servers.append(server)  # stopped at the end even if it fails to start
+        return server.start()
 
     yield start
     for server in servers:
