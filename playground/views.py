@@ -100,7 +100,8 @@ def tools_context(
     new = bound if bound is not None and bound.instance.pk is None else None
     return {
         "session": session,
-        "tool_forms": [edit_form(tool) for tool in tools],
+        # The saved tool beside its form: a rejected edit must not relabel the tool.
+        "tool_forms": [(tool, edit_form(tool)) for tool in tools],
         "new_tool": new or ToolForm(session=session, prefix="new"),
     }
 

@@ -51,6 +51,8 @@ async def _current_time(session_id: str, args: dict[str, Any]) -> str:
 
 async def _notes(session_id: str, args: dict[str, Any]) -> str:
     action, key = args.get("action"), str(args.get("key") or "")
+    if action not in ("set", "get", "list"):
+        raise ToolError("action must be one of set, get, list.")
     notes = Note.objects.filter(session_id=session_id)
     if action == "list":
         return json.dumps([n.key async for n in notes.order_by("key")])
@@ -61,21 +63,17 @@ async def _notes(session_id: str, args: dict[str, Any]) -> str:
         if note is None:
             raise ToolError(f"No note named {key!r}.")
         return note.value
-    if action == "set":
-        value = str(args.get("value") or "")
-        if len(value) > MAX_NOTE_CHARS:
-            raise ToolError(f"Notes are limited to {MAX_NOTE_CHARS} characters.")
-        await Note.objects.aupdate_or_create(
-            session_id=session_id, key=key, defaults={"value": value}
-        )
-        return f"Saved note {key!r}."
-    raise ToolError("action must be one of set, get, list.")
+    value = str(args.get("value") or "")
+    if len(value) > MAX_NOTE_CHARS:
+        raise ToolError(f"Notes are limited to {MAX_NOTE_CHARS} characters.")
+    await Note.objects.aupdate_or_create(session_id=session_id, key=key, defaults={"value": value})
+    return f"Saved note {key!r}."
 
 
 async def _http_get(session_id: str, args: dict[str, Any]) -> str:
     url = str(args.get("url") or "")
     parts = urlsplit(url)
-    allowed = settings.TOOL_HTTP_ALLOWED_HOSTS
+    allowed = [host.lower() for host in settings.TOOL_HTTP_ALLOWED_HOSTS]
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ToolError("The url must be an absolute http(s) URL.")
     if parts.hostname not in allowed:
@@ -94,8 +92,10 @@ async def _http_get(session_id: str, args: dict[str, Any]) -> str:
                     break
     except httpx.HTTPError as exc:
         raise ToolError(f"GET {url} failed: {type(exc).__name__}.") from None
-    text = body[:limit].decode(response.encoding or "utf-8", "replace")
-    return f"HTTP {response.status_code}\n\n{text}"
+    header = f"HTTP {response.status_code}\n\n"
+    # The whole output, header included, stays within the limit: a long page arrives cut.
+    text = body[: max(limit - len(header), 0)].decode(response.encoding or "utf-8", "replace")
+    return header + text[: max(limit - len(header), 0)]
 
 
 BUILTINS: dict[str, Builtin] = {

@@ -10,6 +10,7 @@ from collections.abc import Callable
 MAX_EXPRESSION_CHARS = 500
 MAX_EXPONENT = 1000
 MAX_MAGNITUDE = 1e300
+MAX_ROUND_DIGITS = 100
 
 BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
     ast.Add: operator.add,
@@ -69,9 +70,12 @@ def _evaluate(node: ast.AST) -> float | int:
         case ast.BinOp(left=left, op=op, right=right) if type(op) in BINARY:
             return _binary(op, _evaluate(left), _evaluate(right))
         case ast.Call(func=ast.Name(id=name), args=args, keywords=[]) if name in FUNCTIONS:
+            values = [_evaluate(a) for a in args]
+            if name == "round" and len(values) > 1 and abs(values[1]) > MAX_ROUND_DIGITS:
+                raise CalculatorError(f"round() keeps at most {MAX_ROUND_DIGITS} digits.")
             try:
-                return FUNCTIONS[name](*(_evaluate(a) for a in args))
-            except (ValueError, TypeError) as exc:
+                return _real(FUNCTIONS[name](*values))
+            except (ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
                 raise CalculatorError(f"{name}(): {exc}") from None
     raise CalculatorError(
         "Only numbers, + - * / // % ** (or ^), parentheses, pi, e and "
@@ -92,4 +96,11 @@ def _binary(op: ast.operator, left: float | int, right: float | int) -> float | 
         raise CalculatorError("The result is too large.") from None
     if isinstance(result, int) and result.bit_length() > 1000:
         raise CalculatorError("The result is too large.")
-    return result
+    return _real(result)
+
+
+def _real(value: object) -> float | int:
+    """Only real numbers: (-8) ** 0.5 is complex in Python, and has no place here."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CalculatorError("The result is not a real number.")
+    return value
