@@ -22,6 +22,7 @@ from agents.events import ItemAdded, ItemDone, ItemStarted, StepDone, TextDelta
 from agents.models import Item, Session, Step, Tool
 from agents.tools.executor import answer
 from agents.upstream import UpstreamError, UpstreamRefused, UpstreamTurn
+from agents.writes import WriteBehind
 
 if TYPE_CHECKING:
     from agents.runner import SessionRunner
@@ -88,9 +89,14 @@ class AgentLoop:
         self.started = time.monotonic()
         self.tools: dict[str, Tool] = {}
         self.steps: list[Step] = []
+        # What the upstream must see, kept here so a step never waits for the database.
+        self.context: list[dict[str, Any]] = []
+        self.writes = WriteBehind()
+        self.sid = str(session.pk)
 
     async def run(self) -> tuple[str, str]:
         self.tools = {tool.name: tool async for tool in Tool.objects.filter(session=self.session)}
+        self.context = await transcript.context(self.session.pk)
         fields = self.session.request_fields(list(self.tools.values()))
         for _ in range(self.session.max_steps):
             outcome = await self.step(fields)
@@ -105,7 +111,7 @@ class AgentLoop:
     # -- one step, with recovery -----------------------------------------------------------------
 
     async def step(self, fields: dict[str, Any]) -> StepOutcome:
-        context = await transcript.context(self.session.pk)
+        context = list(self.context)
         started_ms = (time.monotonic() - self.started) * 1000
         rotated = await self.runner.rotate_if_due(fields, context)
         retries, resent = 0, False
@@ -203,19 +209,23 @@ class AgentLoop:
             data = event["item"]
             key = str(data.get("id", ""))
             partials.pop(key, None)
-            item = await transcript.append(self.session, self.position, data)
-            self.position += 1
+            item = self.keep(data)
             saved.append(item)
             self.runner.publish(ItemDone(key, item))
+
+    def keep(self, data: dict[str, Any], **fields: Any) -> Item:
+        """Add an item to the context now and to the database in the background."""
+        item = transcript.new_item(self.session, self.position, data, **fields)
+        self.position += 1
+        if item.in_context:
+            self.context.append(data)
+        self.writes.submit(item.asave)
+        return item
 
     async def keep_partials(self, partials: dict[str, Partial], status: str) -> None:
         for key, partial in partials.items():
             data, usable = partial.kept()
-            item = await transcript.append(
-                self.session, self.position, data, status=status, in_context=usable
-            )
-            self.position += 1
-            self.runner.publish(ItemDone(key, item))
+            self.runner.publish(ItemDone(key, self.keep(data, status=status, in_context=usable)))
         partials.clear()
 
     async def record(
@@ -229,7 +239,7 @@ class AgentLoop:
     ) -> Step:
         if rotated and turn.metrics.socket == "reused":
             turn.metrics.socket = "rotated"
-        step = await transcript.record_step(
+        step = transcript.new_step(
             self.session,
             turn.metrics,
             turn.response_id,
@@ -238,8 +248,15 @@ class AgentLoop:
             turn_position=self.user_position,
             started_ms=started_ms,
         )
-        if saved:
-            await Item.objects.filter(pk__in=[i.pk for i in saved]).aupdate(step=step)
+
+        async def write() -> None:
+            await step.asave()
+            if saved:
+                await Item.objects.filter(pk__in=[i.pk for i in saved]).aupdate(step=step)
+            for item in saved:
+                item.step = step
+
+        self.writes.submit(write)
         self.steps.append(step)
         self.runner.publish(StepDone(step))
         return step
@@ -247,10 +264,19 @@ class AgentLoop:
     # -- function calls --------------------------------------------------------------------------
 
     async def answer_calls(self, calls: list[Item], step: Step) -> bool:
-        """Answer every call (concurrently), each output persisted once; False if stopped."""
+        """Answer every call (concurrently), each exactly once; False if the user stopped."""
         started = time.monotonic()
         first = self.position
         self.position += len(calls)
+        answered: dict[str, Item] = {}
+
+        def output(index: int, text: str) -> Item:
+            call_id = calls[index].data["call_id"]
+            data = {"type": "function_call_output", "call_id": call_id, "output": text}
+            item = answered[call_id] = transcript.new_item(self.session, first + index, data)
+            item.step = step
+            self.runner.publish(ItemAdded(item))
+            return item
 
         async def one(index: int, call: Item) -> None:
             data = call.data
@@ -259,31 +285,19 @@ class AgentLoop:
             async def ask(kind: str) -> str:
                 return await self.runner.ask(data, kind)
 
-            output = await answer(tool, str(data.get("arguments", "")), str(self.session.pk), ask)
-            await self.save_output(first + index, data["call_id"], output, step)
+            output(index, await answer(tool, str(data.get("arguments", "")), self.sid, ask))
 
-        work = asyncio.gather(*(one(i, call) for i, call in enumerate(calls)))
+        work = asyncio.gather(*(one(index, call) for index, call in enumerate(calls)))
         stopped = await self.runner.until_stopped(work)
-        if stopped:
-            # The transcript must answer every call it holds before anything goes upstream again.
-            # Asked after the cancelled work: ORM calls run one at a time on one thread, so an
-            # output being saved as the stop came is in the database by now.
-            answered = {
-                item.data["call_id"]
-                async for item in Item.objects.filter(session=self.session, step=step)
-                if item.kind == "function_call_output"
-            }
-            for index, call in enumerate(calls):
-                if call.data["call_id"] not in answered:
-                    await self.save_output(first + index, call.data["call_id"], STOPPED_CALL, step)
+        for index, call in enumerate(calls):
+            # Every call answered, in call order, or the transcript is invalid upstream; a call
+            # the stop cut short gets an error output.
+            item = answered.get(call.data["call_id"]) or output(index, STOPPED_CALL)
+            self.context.append(item.data)
+            self.writes.submit(item.asave)
         step.tool_ms = (time.monotonic() - started) * 1000
-        await step.asave(update_fields=["tool_ms"])
+        self.writes.submit(lambda: step.asave(update_fields=["tool_ms"]))
         return not stopped
-
-    async def save_output(self, position: int, call_id: str, output: str, step: Step) -> None:
-        data = {"type": "function_call_output", "call_id": call_id, "output": output}
-        item = await transcript.append(self.session, position, data, step=step)
-        self.runner.publish(ItemAdded(item))
 
 
 def _outcome(terminal: dict[str, Any]) -> tuple[str, str]:

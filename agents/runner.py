@@ -209,7 +209,11 @@ class SessionRunner:
             await context_store().update(self.session_id, running="1")
             self.publish(TurnStarted(user_item))
             loop = AgentLoop(self, session, position)
-            status, message = await loop.run()
+            try:
+                status, message = await loop.run()
+            finally:
+                # Everything of the run is in the database before its end is announced.
+                await loop.writes.flush()
         except Exception:
             log.exception("Run of session %s failed", self.session_id)
             message = "The run failed unexpectedly; the transcript is kept. Try again."

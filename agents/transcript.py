@@ -28,7 +28,7 @@ async def next_position(session_id: Any) -> int:
     return 0 if top is None else int(top) + 1
 
 
-async def append(
+def new_item(
     session: Session,
     position: int,
     data: ItemData,
@@ -37,7 +37,8 @@ async def append(
     status: str = Item.Status.COMPLETED,
     in_context: bool = True,
 ) -> Item:
-    return await Item.objects.acreate(
+    """An item, not saved yet (the run's write-behind saves it)."""
+    return Item(
         session=session,
         position=position,
         data=data,
@@ -47,7 +48,13 @@ async def append(
     )
 
 
-async def record_step(
+async def append(session: Session, position: int, data: ItemData) -> Item:
+    item = new_item(session, position, data)
+    await item.asave()
+    return item
+
+
+def new_step(
     session: Session,
     metrics: StepMetrics,
     response_id: str,
@@ -57,10 +64,8 @@ async def record_step(
     turn_position: int | None = None,
     started_ms: float = 0.0,
 ) -> Step:
-    return await Step.objects.acreate(
-        retries=retries,
-        turn_position=turn_position,
-        started_ms=started_ms,
+    """A step's record, not saved yet."""
+    return Step(
         session=session,
         response_id=response_id,
         previous_response_id=metrics.previous_response_id,
@@ -73,4 +78,15 @@ async def record_step(
         input_tokens=metrics.input_tokens,
         cached_tokens=metrics.cached_tokens,
         output_tokens=metrics.output_tokens,
+        retries=retries,
+        turn_position=turn_position,
+        started_ms=started_ms,
     )
+
+
+async def record_step(
+    session: Session, metrics: StepMetrics, response_id: str, status: str
+) -> Step:
+    step = new_step(session, metrics, response_id, status)
+    await step.asave()
+    return step

@@ -146,7 +146,7 @@ def test_an_unknown_session_is_not_found() -> None:
 
 def item_html(page: str, item: Item) -> str:
     """The markup of one transcript item, up to the next item or the status line."""
-    start = page.index(f'id="item-{item.pk}"')
+    start = page.index(f'id="item-{item.position}"')
     rest = page[start:]
     end = min(
         (i for i in (rest.find('id="item-', 1), rest.find('id="status"')) if i > 0),
@@ -201,12 +201,12 @@ def test_the_session_page_renders_the_transcript() -> None:
     assert "<script" not in reply_html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in reply_html
     assert "<script>alert(1)" not in page
-    assert page.index(f'id="item-{user_item.pk}"') < page.index(f'id="item-{reply.pk}"')
+    assert page.index(f'id="item-{user_item.position}"') < page.index(f'id="item-{reply.position}"')
 
     # The step's metrics follow the last item it produced.
     metrics = re.search(r'<div class="step" data-mode="delta">([^<]*)</div>', page)
     assert metrics, "no step row"
-    assert page.index(f'id="item-{reply.pk}"') < metrics.start()
+    assert page.index(f'id="item-{reply.position}"') < metrics.start()
     for part in ("socket reused", "321 B sent", "TTFT 12 ms", "250 ms", "40 in (30 cached)"):
         assert part in metrics.group(1), part
     assert "7 out" in metrics.group(1)

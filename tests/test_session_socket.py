@@ -48,7 +48,7 @@ async def test_a_message_streams_a_reply_that_is_persisted(
     assert len(reply.split()) > 20
     # The reply streamed as deltas into a live element, then was replaced by the rendered item.
     assert 'hx-swap-oob="beforeend:#live-' in frames
-    assert f'id="item-{items[1].pk}"' in frames
+    assert f'id="item-{items[1].position}"' in frames
     assert reply.split()[0] in frames
 
 
@@ -94,8 +94,8 @@ async def test_two_tabs_follow_one_run_over_a_single_upstream_connection(
     await second.until(r'data-busy="false"')
     items = await items_of(session)
     seen = "".join(second.frames)
-    assert f'id="item-{items[0].pk}"' in seen
-    assert f'id="item-{items[1].pk}"' in seen
+    assert f'id="item-{items[0].position}"' in seen
+    assert f'id="item-{items[1].position}"' in seen
     await first.close()
     await second.close()
     assert len(websocket_connections(server)) == 1
