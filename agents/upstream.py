@@ -139,6 +139,7 @@ class UpstreamTurn:
     metrics: StepMetrics = field(default_factory=StepMetrics)
     output: list[Item] = field(default_factory=list)
     terminal: Event | None = None
+    created_id: str = ""
     _sent_at: float = 0.0
 
     def request(self, generate: bool, *, chain: bool = True) -> dict[str, Any]:
@@ -181,7 +182,9 @@ class UpstreamTurn:
         kind = event.get("type", "")
         if self.metrics.ttft_ms is None and kind.endswith(".delta"):
             self.metrics.ttft_ms = (time.monotonic() - self._sent_at) * 1000
-        if kind == "response.output_item.done":
+        if kind == "response.created":
+            self.created_id = str(event["response"].get("id", ""))
+        elif kind == "response.output_item.done":
             self.output.append(event["item"])
         elif kind in TERMINAL:
             self.terminal = event
@@ -208,8 +211,9 @@ class UpstreamTurn:
 
     @property
     def response_id(self) -> str:
+        """The response's id, known from ``response.created`` on (even if it never finished)."""
         if self.terminal is None or self.terminal.get("type") == "error":
-            return ""
+            return self.created_id
         return str(self.terminal["response"].get("id", ""))
 
     @property
