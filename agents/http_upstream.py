@@ -55,10 +55,6 @@ class HttpUpstream:
     def connected(self) -> bool:
         return False
 
-    @property
-    def has_chain(self) -> bool:
-        return self.chain is not None
-
     def forget_chain(self) -> None:
         self.chain = None
 

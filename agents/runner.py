@@ -93,7 +93,12 @@ class SessionRunner:
             self._idle_task = None
         for pending in self.pending.values():
             listener.deliver(pending.event)
-        if not self.websocket.has_chain and not self.busy and self._warm_task is None:
+        self.warm()
+
+    def warm(self) -> None:
+        """Warm the upstream for the session's current settings and tools, in the background
+        (on the first tab, and when they change, so the next step is a delta)."""
+        if not self.busy and self._warm_task is None:
             self._warm_task = asyncio.create_task(self._prewarm())
 
     def detach(self, listener: Listener) -> None:

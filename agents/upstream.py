@@ -270,10 +270,6 @@ class UpstreamSession:
     def connected(self) -> bool:
         return self.socket is not None
 
-    @property
-    def has_chain(self) -> bool:
-        return self.socket is not None and self.socket.chain is not None
-
     def forget_chain(self) -> None:
         """The upstream lost our parent (a cache miss): the next request is a full create."""
         if self.socket is not None:
@@ -314,8 +310,9 @@ class UpstreamSession:
                     self.discard(socket)
 
     async def prewarm(self, fields: dict[str, Any], context: list[Item]) -> UpstreamTurn | None:
-        """``generate: false`` with the session's settings and transcript, unless already warm."""
-        if self.has_chain:
+        """``generate: false`` with the session's settings and transcript, unless the socket's
+        chain already serves them (the next step would be a delta anyway)."""
+        if self.socket is not None and plan(self.socket.chain, fields, context).mode == "delta":
             return None
         async with self.turn(fields, context, generate=False) as turn:
             async for _ in turn:

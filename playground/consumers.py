@@ -75,6 +75,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             self.outbox.put_event(event)
 
     async def session_changed(self, message: dict[str, Any]) -> None:
-        """Group message from a view: the settings changed on another page or tab."""
-        if self.outbox is not None:
+        """Group message from a view: the settings or tools changed (on any page or tab)."""
+        if self.outbox is not None and self.runner is not None:
             self.outbox.put(render.notice(str(message.get("text", "")), "info", "changed"))
+            self.runner.warm()

@@ -24,6 +24,14 @@ def _browser_key(request: HttpRequest) -> str:
     return str(request.session.session_key)
 
 
+def _announce(session: Session, text: str) -> None:
+    """Tell the session's open tabs (and its runner, which warms the upstream again)."""
+    layer = get_channel_layer()
+    if layer is not None:
+        message = {"type": "session.changed", "text": text}
+        async_to_sync(layer.group_send)(f"session.{session.pk}", message)
+
+
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     context = {
@@ -74,12 +82,7 @@ def session_settings(request: HttpRequest, session_id: str) -> HttpResponse:
     saved = form.is_valid()
     if saved:
         form.save()
-        layer = get_channel_layer()
-        if layer is not None:
-            text = "Settings saved: the next turn uses them."
-            async_to_sync(layer.group_send)(
-                f"session.{session.pk}", {"type": "session.changed", "text": text}
-            )
+        _announce(session, "Settings saved: the next turn uses them.")
     context = {"session": session, "form": form, "saved": saved}
     response = render(request, "playground/session.html#settings", context)
     if not saved:
@@ -127,6 +130,7 @@ def tool_save(request: HttpRequest, session_id: str, tool_id: int | None = None)
     if not form.is_valid():
         return _tools_panel(request, session, form)
     form.save()
+    _announce(session, "Tools saved: the next turn uses them.")
     return _tools_panel(request, session)
 
 
@@ -135,4 +139,5 @@ def tool_delete(request: HttpRequest, session_id: str, tool_id: int) -> HttpResp
     queryset = visible_sessions(request.user, request.session.session_key)
     session = get_object_or_404(queryset, pk=session_id)
     get_object_or_404(Tool, pk=tool_id, session=session).delete()
+    _announce(session, "Tool deleted: the next turn goes without it.")
     return _tools_panel(request, session)

@@ -152,3 +152,31 @@ async def test_a_second_message_while_running_is_answered_busy(
     await tab.close()
     users = [i for i in await items_of(session) if i.role == "user"]
     assert [u.text for u in users] == ["/chat 300 the first question"]
+
+
+async def test_saving_tools_warms_the_upstream_again_so_the_next_step_is_a_delta(
+    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+) -> None:
+    import asyncio
+
+    from django.test import AsyncClient
+
+    server = use_upstream(start_sim())
+    browser = await new_browser()
+    session = await new_session(browser)
+    tab = await Tab(str(session.pk), browser).open()
+    client = AsyncClient()
+    client.cookies["sessionid"] = browser
+    fields = {"new-name": "lookup", "new-mode": "mock", "new-mock_output": "ok"}
+    response = await client.post(f"/sessions/{session.pk}/tools/", fields)
+    assert response.status_code == 200
+    await tab.until("Tools saved")
+    for _ in range(100):  # the second warm-up runs in the background
+        if await Step.objects.filter(session=session, mode="warm").acount() == 2:
+            break
+        await asyncio.sleep(0.05)
+    await tab.turn("/lookup tide tables")
+    await tab.close()
+    (connection,) = websocket_connections(server)
+    modes = [r["mode"] for r in server.connection(connection["id"])["log"]]
+    assert modes[:3] == ["warm", "warm", "delta"]
