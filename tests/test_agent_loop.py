@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +74,14 @@ def ws_logs(server: SimServer) -> list[dict[str, Any]]:
     return [
         server.connection(c["id"]) for c in server.connections() if c["transport"] == "websocket"
     ]
+
+
+async def warmed(session: Session) -> None:
+    for _ in range(200):
+        if await Step.objects.filter(session=session, mode="warm").aexists():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the upstream was not warmed within 10 s")
 
 
 async def run(session: Session, browser: str, message: str, wait: float = 60) -> str:
@@ -191,7 +200,10 @@ async def test_an_old_socket_is_rotated_before_break_and_the_next_step_stays_a_d
     server = use_upstream(start_sim())
     settings.ROTATE_AFTER_SECONDS = 0.0  # every step boundary finds the socket too old
     session, browser = await research_session(3)
-    await run(session, browser, "/research 3 lagoons")
+    tab = await Tab(str(session.pk), browser).open()
+    await warmed(session)  # so the first step finds the prewarmed socket to rotate
+    await tab.turn("/research 3 lagoons")
+    await tab.close()
     logs = ws_logs(server)
     # The prewarmed socket, then one new socket per step, each warmed before it is used.
     modes = [[r["mode"] for r in log["log"]] for log in logs]
