@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 TEXT_DELTAS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
 # Upgrade statuses that mean "no WebSocket mode here": fall back to HTTP at once (items 23).
 NO_WEBSOCKET = frozenset({404, 405, 426})
+# A refused key is not retried: it will not get better (item 21).
+REFUSED_KEY = frozenset({401, 403})
 RETRYABLE_CODES = frozenset({"rate_limit_exceeded", "server_error", "server_is_overloaded"})
 RETRY_IN_RE = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s)", re.IGNORECASE)
 MAX_SERVER_DELAY = 30.0
@@ -116,6 +118,8 @@ class AgentLoop:
         rotated = await self.runner.rotate_if_due(fields, context)
         retries, resent = 0, False
         while True:
+            if self.runner.stopping:  # e.g. during a backoff: nothing is in flight
+                return StepOutcome("stopped", "Stopped.")
             transport = self.runner.transport
             partials: dict[str, Partial] = {}
             saved: list[Item] = []
@@ -128,6 +132,8 @@ class AgentLoop:
                 if exc.status in NO_WEBSOCKET and transport.transport == "websocket":
                     self.runner.fall_back(f"the upstream has no WebSocket mode (HTTP {exc.status})")
                     continue
+                if exc.status in REFUSED_KEY:
+                    return StepOutcome("failed", f"{exc} Check OPENAI_API_KEY.")
                 error: UpstreamError = exc
             except UpstreamError as exc:
                 error = exc
@@ -140,13 +146,16 @@ class AgentLoop:
                         resent = True
                         transport.forget_chain()
                         continue
-                    if code == "websocket_connection_limit_reached":
+                    if (
+                        code == "websocket_connection_limit_reached"
+                        and retries < settings.UPSTREAM_RETRIES
+                    ):
                         transport.discard()  # a new socket and a full create (item 19)
                         retries += 1
                         continue
                     if retryable(turn) and retries < settings.UPSTREAM_RETRIES:
                         retries += 1
-                        await asyncio.sleep(backoff(retries, turn.error))
+                        await self.runner.until_stopped(asyncio.sleep(backoff(retries, turn.error)))
                         continue
                 return await self.finish(turn, partials, saved, retries, rotated, started_ms)
             # The transport broke: stopped by the user, or lost.
@@ -163,7 +172,7 @@ class AgentLoop:
                 )
             if retries < settings.UPSTREAM_RETRIES:
                 retries += 1
-                await asyncio.sleep(backoff(retries, {}))
+                await self.runner.until_stopped(asyncio.sleep(backoff(retries, {})))
                 continue
             if transport.transport == "websocket":
                 self.runner.fall_back(f"the WebSocket failed {retries + 1} times ({error})")

@@ -10,7 +10,7 @@ import pytest
 
 from agents.models import Item, Session, Step, Tool
 from agents.simulator import context_hash
-from tests.simserver import SimServer
+from tests.simserver import API_KEY, SimServer
 from tests.tabs import Tab, new_browser, new_session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
@@ -350,3 +350,39 @@ async def test_stop_over_http_closes_the_request_and_keeps_the_partial(
     http = [c for c in server.connections() if c["transport"] == "http"]
     assert len(http) == 2
     await assert_oracle_matches(server, session)
+
+
+async def test_stop_during_a_backoff_ends_the_run_without_another_request(
+    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+) -> None:
+    server = use_upstream(start_sim())
+    # A rate limit: the server asks for 1.5 s before a retry.
+    inject(server, "error_frame=2:rate_limit_exceeded", when="next")
+    browser = await new_browser()
+    session = await new_session(browser)
+    tab = await Tab(str(session.pk), browser).open()
+    await warmed(session)
+    await tab.send("/chat 10 hello")
+    await tab.until(r'data-busy="true"')
+    await asyncio.sleep(0.3)  # the error has arrived; the runner is waiting to retry
+    await tab.stop()
+    await tab.until(r'data-busy="false"', wait=1.0)  # well before the 1.5 s retry
+    await asyncio.sleep(1.6)
+    await tab.close()
+    log = ws_logs(server)[0]["log"]
+    assert [r["status"] for r in log] == ["completed", "error:rate_limit_exceeded"]
+
+
+async def test_a_refused_key_fails_at_once_without_retries(
+    start_sim: Callable[..., SimServer], use_upstream: UseUpstream, settings: Any
+) -> None:
+    server = use_upstream(start_sim("--api-key", API_KEY))
+    settings.OPENAI_API_KEY = "a-wrong-key"
+    browser = await new_browser()
+    session = await new_session(browser)
+    tab = await Tab(str(session.pk), browser).open()
+    frames = await tab.turn("/chat 10 hello")
+    await tab.close()
+    assert "HTTP 401" in frames
+    assert "Check OPENAI_API_KEY" in frames
+    assert ws_logs(server) == []  # every upgrade was refused: nothing was retried into a socket
