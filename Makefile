@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint types pytest simulator migrate clean
+.PHONY: run test lint types pytest simulator migrate clean bench
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 13) else "Python 3.13+ is needed (see .python-version); set PYTHON=/path/to/python3.13")'
@@ -41,6 +41,10 @@ pytest: $(VENV)/.dev
 	$(BIN)/pytest
 
 test: lint types pytest
+
+# The benchmark suite (README, "Benchmarks"): a few minutes; SCENARIOS="token-latency ..." picks some.
+bench: $(VENV)/.run
+	$(BIN)/python manage.py bench --json bench.json $(SCENARIOS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

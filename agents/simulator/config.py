@@ -82,6 +82,8 @@ class SimulatorConfig:
     reject_ws_only_fields_on_http: bool = True
     store_capacity: int = 20_000  # stored responses kept (LRU); the oldest are forgotten
     log_capacity: int = 500  # connections whose logs are kept for introspection
+    # Benchmarks: log when each delta event was sent (``sends`` in a connection's log).
+    record_sends: bool = False
 
     @classmethod
     def for_profile(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,10 @@ async def _create(sim: Simulator, scope: Scope, receive: Receive, send: Send) ->
         await _error(send, upgrade_refusal(plan.upgrade_status, plan.retry_after_s))
         return
     log = sim.introspection.open(
-        "http", redact(scope.get("headers", [])), scope.get("query_string", b"").decode()
+        "http",
+        redact(scope.get("headers", [])),
+        scope.get("query_string", b"").decode(),
+        sim.config.record_sends,
     )
     try:
         request = _parse(sim, body)
@@ -129,7 +133,9 @@ async def _stream(
             record.first_token_ms = log.now_ms()
         data = json.dumps(event, separators=(",", ":"))
         chunk = f"event: {event['type']}\ndata: {data}\n\n".encode()
+        at = time.monotonic()
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        log.sent(1, event, at)
         sent += 1
         log.events_sent += 1
         if plan.stall_after_events and plan.stall_after_events.due(1, sent):

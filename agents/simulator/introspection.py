@@ -12,6 +12,9 @@ Mode = Literal["warm", "create", "delta"]
 CacheResult = Literal["hit", "miss", "hydrated", "none"]
 SECRET_HEADERS = frozenset({"authorization", "api-key", "cookie", "x-api-key"})
 LOG_LIMIT = 10_000  # frames and requests kept per connection; older ones are dropped
+SEND_LOG_LIMIT = 100_000  # delta send times kept per connection (``record_sends``)
+# One sent delta: request index, sequence_number, CLOCK_MONOTONIC seconds, item_id, delta.
+SentDelta = tuple[int, int, float, str, str]
 
 
 @dataclass
@@ -52,9 +55,19 @@ class ConnectionLog:
     frames: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
     requests: deque[RequestRecord] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
     events_sent: int = 0
+    # With ``record_sends``: every delta event sent, timed just before it went to the socket.
+    # time.monotonic() is the system-wide CLOCK_MONOTONIC on Linux, so a client on the same host
+    # can subtract it from its own receive times.
+    sends: deque[SentDelta] | None = None
 
     def now_ms(self) -> float:
         return (time.monotonic() - self.opened_mono) * 1000.0
+
+    def sent(self, request: int, event: dict[str, Any], at: float) -> None:
+        """Log a sent event if it is a delta and send times are recorded."""
+        if self.sends is not None and "delta" in event:
+            item = str(event.get("item_id", ""))
+            self.sends.append((request, event["sequence_number"], at, item, str(event["delta"])))
 
     def frame(self, kind: str, size: int, note: str = "") -> None:
         self.frames.append(
@@ -77,13 +90,16 @@ class ConnectionLog:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        full = {
             **self.summary(),
             "headers": self.headers,
             "query": self.query,
             "frames": list(self.frames),
             "log": [asdict(r) for r in self.requests],
         }
+        if self.sends is not None:
+            full["sends"] = [list(sent) for sent in self.sends]
+        return full
 
 
 def redact(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -116,9 +132,15 @@ class Introspection:
         self.counters: dict[str, int] = {"websocket_connections": 0, "http_requests": 0}
 
     def open(
-        self, transport: Literal["websocket", "http"], headers: dict[str, str], query: str
+        self,
+        transport: Literal["websocket", "http"],
+        headers: dict[str, str],
+        query: str,
+        record_sends: bool = False,
     ) -> ConnectionLog:
         log = ConnectionLog(f"conn_{next(self._ids)}", transport, headers, query)
+        if record_sends:
+            log.sends = deque(maxlen=SEND_LOG_LIMIT)
         key = "websocket_connections" if transport == "websocket" else "http_requests"
         self.counters[key] += 1
         self.connections[log.id] = log

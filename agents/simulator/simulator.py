@@ -78,7 +78,10 @@ class Simulator:
             await _deny_upgrade(scope, send, refusal)
             return
         log = self.introspection.open(
-            "websocket", redact(scope.get("headers", [])), scope.get("query_string", b"").decode()
+            "websocket",
+            redact(scope.get("headers", [])),
+            scope.get("query_string", b"").decode(),
+            self.config.record_sends,
         )
         session = SocketSession(self, log, plan, send)
         await self.config.costs.pause(self.config.costs.handshake_ms)

@@ -330,7 +330,9 @@ class SocketSession:
                     await self._junk_frames(index)
                 if record.first_token_ms is None and "delta" in event:
                     record.first_token_ms = self.log.now_ms()
+                at = time.monotonic()
                 await self.send_json(event, turn.lane)
+                self.log.sent(index, event, at)
                 sent += 1
                 await self._event_faults(index, sent)
         finally:

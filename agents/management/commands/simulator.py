@@ -51,6 +51,12 @@ class Command(BaseCommand):
             "--no-lanes", action="store_true", help="One FIFO per connection (xAI)."
         )
         parser.add_argument(
+            "--record-sends",
+            action="store_true",
+            help="Log when each delta was sent (CLOCK_MONOTONIC), for benchmarks: the 'sends' "
+            "of GET /v1/_sim/connections/{id}.",
+        )
+        parser.add_argument(
             "--cost",
             action="append",
             default=[],
@@ -66,6 +72,7 @@ class Command(BaseCommand):
             max_age_s=options["max_age"],
             lanes=not options["no_lanes"],
             time_scale=options["time_scale"],
+            record_sends=options["record_sends"],
         )
         config = dataclasses.replace(config, costs=override_costs(config.costs, options["cost"]))
         host, port = options["host"], options["port"]

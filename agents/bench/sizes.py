@@ -1,0 +1,40 @@
+"""How big each scenario is: the full suite's sizes, and the smoke run's tiny ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sizes:
+    research_steps: int = 20  # tool calls of the research run (scenarios 1, 2, 5)
+    zero_runs: int = 5  # timed runs of each side at profile zero (the median is reported)
+    realistic_runs: int = 2  # ... at profile realistic (each takes ~12 s)
+    realistic_time_scale: float = 1.0  # the simulator's --time-scale at profile realistic
+    latency_tokens: int = 500  # tokens of the token-latency stream
+    latency_rate: float = 100.0  # its tokens per second
+    burst_tokens: int = 20_000  # tokens of the token-burst stream
+    sessions: int = 1_000  # paired sessions open at once (concurrency)
+    streaming: int = 200  # of which streaming
+    stream_tokens: int = 240  # tokens each streams
+    stream_rate: float = 30.0  # tokens per second each
+    storm: int = 1_000  # simultaneous browser sockets (connect-storm)
+    settle: float = 1.0  # seconds a crowd idles before its server's memory is read
+    smoke: bool = False  # tiny sizes: targets are reported but not enforced
+
+
+FULL = Sizes()
+SMOKE = Sizes(
+    research_steps=3,
+    zero_runs=1,
+    realistic_runs=1,
+    realistic_time_scale=0.05,
+    latency_tokens=20,
+    burst_tokens=400,
+    sessions=12,
+    streaming=4,
+    stream_tokens=12,
+    storm=20,
+    settle=0.2,
+    smoke=True,
+)
