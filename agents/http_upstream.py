@@ -100,8 +100,7 @@ class HttpUpstream:
             self._closing = asyncio.ensure_future(response.http_response.aclose())
 
     async def close(self) -> None:
-        self.discard()
-        await self.client.close()
+        self.discard()  # the client is shared by the process's sessions: it stays open
 
 
 def _error_event(exc: openai.APIStatusError) -> dict[str, Any]:

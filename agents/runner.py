@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from openai import AsyncOpenAI
 
 from agents import transcript
+from agents.clients import shared_client
 from agents.events import (
     CallResolved,
     CallWaiting,
@@ -74,11 +74,7 @@ class SessionRunner:
     def transport(self) -> UpstreamSession | HttpUpstream:
         if self.prefer_http:
             if self.http is None:
-                client = AsyncOpenAI(
-                    base_url=settings.UPSTREAM_BASE_URL,
-                    api_key=settings.OPENAI_API_KEY,
-                    max_retries=0,
-                )
+                client = shared_client(settings.UPSTREAM_BASE_URL, settings.OPENAI_API_KEY)
                 self.http = HttpUpstream(client)
             return self.http
         return self.websocket

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import websockets
-from openai import AsyncOpenAI
 from openai.resources.responses.responses import AsyncResponsesConnection
+
+from agents.clients import shared_client
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +262,7 @@ class UpstreamSession:
     transport = "websocket"
 
     def __init__(self, base_url: str, api_key: str) -> None:
-        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+        self.client = shared_client(base_url, api_key)
         self.socket: UpstreamSocket | None = None
         self.sockets_opened = 0
         self._lock = asyncio.Lock()
@@ -277,7 +278,9 @@ class UpstreamSession:
 
     async def _open(self) -> UpstreamSocket:
         manager = self.client.responses.connect(
-            websocket_connection_options={"max_size": MAX_FRAME_BYTES}
+            # No permessage-deflate: on the links an upstream is reached over, it cost more CPU
+            # per event and memory per socket (~0.8 MiB down to ~65 KiB) than it saved.
+            websocket_connection_options={"max_size": MAX_FRAME_BYTES, "compression": None}
         )
         try:
             connection = await asyncio.wait_for(manager.enter(), CONNECT_TIMEOUT)
@@ -358,4 +361,3 @@ class UpstreamSession:
             with suppress(Exception):
                 await asyncio.wait_for(socket.connection.close(), 2)
             socket.abort()
-        await self.client.close()

@@ -66,6 +66,12 @@ DATABASES = {
     )
 }
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Readers (page views) never wait for the runner's writes; commits skip a sync per write.
+    DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = (
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    )
+
 # With REDIS_URL: the channels-redis layer and the Redis context store. Without: both in memory,
 # which only works for one process (system check playground.W001 says so when DEBUG is off).
 REDIS_URL = env_str("REDIS_URL", "")
