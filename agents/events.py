@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 from agents.models import Item, Step
 
@@ -88,4 +88,79 @@ RunEvent = (
 class Listener(Protocol):
     """A browser socket attached to a runner. ``deliver`` must not block: it queues."""
 
-    def deliver(self, event: RunEvent) -> None: ...
+    def deliver(self, event: RunEvent | Resync) -> None: ...
+
+
+@dataclass(frozen=True)
+class Resync:
+    """Not a run event: the runner behind a socket changed; it must sync from scratch."""
+
+    reason: str
+
+
+# -- the wire form, for the log in Redis and the fan-out to other processes ------------------------
+
+STEP_FIELDS = tuple(
+    f.attname for f in Step._meta.concrete_fields if f.name not in ("session", "created")
+)
+
+
+def _item(item: Item) -> dict[str, Any]:
+    return {
+        "position": item.position,
+        "data": item.data,
+        "status": item.status,
+        "in_context": item.in_context,
+        "step_id": item.step_id,
+    }
+
+
+def _step(step: Step) -> dict[str, Any]:
+    return {name: getattr(step, name) for name in STEP_FIELDS}
+
+
+def encode(event: RunEvent) -> dict[str, Any]:
+    """A run event as JSON-ready data (its records as plain fields, never as database rows)."""
+    match event:
+        case TurnStarted(item):
+            return {"t": "TurnStarted", "item": _item(item)}
+        case ItemAdded(item):
+            return {"t": "ItemAdded", "item": _item(item)}
+        case ItemDone(key, item):
+            return {"t": "ItemDone", "key": key, "item": _item(item)}
+        case StepDone(step):
+            return {"t": "StepDone", "step": _step(step)}
+        case TurnEnded(status, message, steps):
+            return {"t": "TurnEnded", "status": status, "message": message,
+                    "steps": [_step(s) for s in steps]}  # fmt: skip
+    return {"t": type(event).__name__, **asdict(event)}
+
+
+def decode(data: dict[str, Any]) -> RunEvent:
+    """The inverse of :func:`encode`; records come back unsaved, for rendering only."""
+    fields = dict(data)
+    kind = fields.pop("t")
+    if "item" in fields:
+        fields["item"] = Item(**fields["item"])
+    if "step" in fields:
+        fields["step"] = Step(**fields["step"])
+    if "steps" in fields:
+        fields["steps"] = tuple(Step(**s) for s in fields["steps"])
+    event_class = {cls.__name__: cls for cls in EVENT_CLASSES}[kind]
+    if kind == "TurnStarted":
+        fields["user_item"] = fields.pop("item")
+    return event_class(**fields)
+
+
+EVENT_CLASSES = (
+    TurnStarted,
+    ItemStarted,
+    TextDelta,
+    ItemDone,
+    ItemAdded,
+    CallWaiting,
+    CallResolved,
+    StepDone,
+    TurnEnded,
+    Notice,
+)

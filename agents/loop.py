@@ -83,7 +83,9 @@ def retryable(turn: UpstreamTurn) -> bool:
 
 
 class AgentLoop:
-    def __init__(self, runner: SessionRunner, session: Session, user_position: int) -> None:
+    def __init__(
+        self, runner: SessionRunner, session: Session, user_position: int, writes: WriteBehind
+    ) -> None:
         self.runner = runner
         self.session = session
         self.user_position = user_position
@@ -93,7 +95,7 @@ class AgentLoop:
         self.steps: list[Step] = []
         # What the upstream must see, kept here so a step never waits for the database.
         self.context: list[dict[str, Any]] = []
-        self.writes = WriteBehind()
+        self.writes = writes
         self.sid = str(session.pk)
 
     async def run(self) -> tuple[str, str]:
@@ -119,7 +121,7 @@ class AgentLoop:
         retries, resent = 0, False
         while True:
             if self.runner.stopping:  # e.g. during a backoff: nothing is in flight
-                return StepOutcome("stopped", "Stopped.")
+                return StepOutcome(self.runner.halt_status, f"{self.runner.halt_status.title()}.")
             transport = self.runner.transport
             partials: dict[str, Partial] = {}
             saved: list[Item] = []
@@ -158,17 +160,19 @@ class AgentLoop:
                         await self.runner.until_stopped(asyncio.sleep(backoff(retries, turn.error)))
                         continue
                 return await self.finish(turn, partials, saved, retries, rotated, started_ms)
-            # The transport broke: stopped by the user, or lost.
-            if self.runner.stopping or partials or saved:
+            # The transport broke: halted (by the user, or a lost lease), or lost.
+            halted = self.runner.halted()
+            if halted or partials or saved:
                 # Never replayed once output reached a browser (item 22).
-                status = "stopped" if self.runner.stopping else "interrupted"
+                status = halted or "interrupted"
                 await self.keep_partials(partials, status)
                 if turn is not None:
                     await self.record(turn, status, saved, retries, rotated, started_ms)
-                if status == "stopped":
+                if halted == "stopped":
                     return StepOutcome("stopped", "Stopped. The partial reply is kept.")
+                reason = "The run was interrupted." if halted else str(error)
                 return StepOutcome(
-                    "interrupted", f"{error} The partial reply is kept; send again to retry."
+                    "interrupted", f"{reason} The partial reply is kept; send again to retry."
                 )
             if retries < settings.UPSTREAM_RETRIES:
                 retries += 1
@@ -228,7 +232,7 @@ class AgentLoop:
         self.position += 1
         if item.in_context:
             self.context.append(data)
-        self.writes.submit(item.asave)
+        self.writes.submit(item.save)
         return item
 
     async def keep_partials(self, partials: dict[str, Partial], status: str) -> None:
@@ -258,16 +262,17 @@ class AgentLoop:
             started_ms=started_ms,
         )
 
-        async def write() -> None:
-            await step.asave()
+        def write() -> None:
+            step.save()
             if saved:
-                await Item.objects.filter(pk__in=[i.pk for i in saved]).aupdate(step=step)
+                Item.objects.filter(pk__in=[i.pk for i in saved]).update(step=step)
             for item in saved:
                 item.step = step
 
         self.writes.submit(write)
         self.steps.append(step)
         self.runner.publish(StepDone(step))
+        self.runner.checkpoint(self.writes, self.position)
         return step
 
     # -- function calls --------------------------------------------------------------------------
@@ -303,9 +308,10 @@ class AgentLoop:
             # the stop cut short gets an error output.
             item = answered.get(call.data["call_id"]) or output(index, STOPPED_CALL)
             self.context.append(item.data)
-            self.writes.submit(item.asave)
+            self.writes.submit(item.save)
         step.tool_ms = (time.monotonic() - started) * 1000
-        self.writes.submit(lambda: step.asave(update_fields=["tool_ms"]))
+        self.writes.submit(lambda: step.save(update_fields=["tool_ms"]))
+        self.runner.checkpoint(self.writes, self.position)
         return not stopped
 
 

@@ -36,12 +36,22 @@ class Session(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
+    # The fencing token of the runner that may write the transcript (agents/lease.py).
+    fence = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-updated"]
 
     def __str__(self) -> str:
         return self.title
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Saving a form must never write back a fence read before a runner raised it.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if f.name not in ("id", "fence")
+            ]
+        super().save(*args, **kwargs)
 
     def request_fields(self, tools: list[Tool] | None = None) -> dict[str, Any]:
         """The non-input fields of every ``response.create`` this session sends."""

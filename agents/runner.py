@@ -1,18 +1,24 @@
 """The session runner: sole owner of a session's upstream transport, its chain and its runs.
 
-One runner per session in this process. Browser sockets attach to it and receive its events;
-runs are tasks of the runner, never awaited inside a consumer's ``receive()``.
+One runner per session across every process: the process that holds the session's lease
+(agents/lease.py) runs it. Browser sockets in that process attach to its feed directly; sockets
+in other processes follow the feed through the channel layer and send their commands to this
+process's mailbox. Runs are tasks of the runner, never awaited inside a consumer's ``receive()``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
+import weakref
 from collections.abc import Awaitable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from agents import transcript
@@ -22,15 +28,20 @@ from agents.events import (
     CallWaiting,
     Listener,
     Notice,
+    Resync,
     RunEvent,
     TurnEnded,
     TurnStarted,
 )
+from agents.feed import Feed, Head, read_log
 from agents.http_upstream import HttpUpstream
+from agents.lease import leases, raise_fence
 from agents.loop import NO_WEBSOCKET, AgentLoop
 from agents.models import Session
-from agents.store import context_store
+from agents.recovery import recover
+from agents.store import KEY_PREFIX, context_store, redis_client
 from agents.upstream import Item, UpstreamError, UpstreamRefused, UpstreamSession
+from agents.writes import Fenced, WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +63,40 @@ class PendingCall:
 
 
 class SessionRunner:
-    def __init__(self, session_id: str, upstream: UpstreamSession, idle_grace: float) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        upstream: UpstreamSession,
+        idle_grace: float,
+        *,
+        holder: str,
+        fence: int,
+        feed: Feed,
+    ) -> None:
         self.session_id = session_id
         self.websocket = upstream
         self.http: HttpUpstream | None = None
         self.prefer_http = False
         self.idle_grace = idle_grace
-        self.listeners: set[Listener] = set()
+        self.holder = holder  # this runner's lease value
+        self.fence = fence  # its fencing token: what every transcript write checks
+        self.feed = feed
         self.turn_task: asyncio.Task[None] | None = None
         self.pending: dict[str, PendingCall] = {}
         self.stopping = False
+        # What a halted run's partial items become: stopped by a person, or interrupted.
+        self.halt_status = "stopped"
+        self.closed = False
         self._stop = asyncio.Event()
         self._warm_task: asyncio.Task[None] | None = None
         self._idle_task: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self._warm_again = False
+
+    @property
+    def listeners(self) -> set[Listener]:
+        return self.feed.listeners
 
     @property
     def busy(self) -> bool:
@@ -82,19 +114,20 @@ class SessionRunner:
     # -- sockets ---------------------------------------------------------------------------------
 
     def attach(self, listener: Listener) -> None:
-        """A browser socket joined: keep the upstream, warm it if it is new, show what waits."""
+        """A browser socket joined: keep the upstream, warm it if it is new. The socket takes
+        the feed's snapshot in the same step, so it misses and repeats nothing."""
         self.listeners.add(listener)
         if self._idle_task is not None:
             self._idle_task.cancel()
             self._idle_task = None
-        for pending in self.pending.values():
-            listener.deliver(pending.event)
         self.warm()
 
     def warm(self) -> None:
         """Warm the upstream for the session's current settings and tools, in the background
         (on the first tab, and when they change, so the next step is a delta)."""
-        if not self.busy and self._warm_task is None:
+        if self._warm_task is not None:
+            self._warm_again = True  # the settings changed while warming: warm once more
+        elif not self.busy:
             self._warm_task = asyncio.create_task(self._prewarm())
 
     def detach(self, listener: Listener) -> None:
@@ -102,29 +135,91 @@ class SessionRunner:
         self._schedule_idle_close()
 
     def publish(self, event: RunEvent) -> None:
-        for listener in list(self.listeners):
-            listener.deliver(event)
+        self.feed.publish(event)
+
+    def checkpoint(self, writes: WriteBehind, base: int) -> None:
+        """Once what is queued in ``writes`` is durable, items below ``base`` are in the
+        database and the feed can drop the events they account for."""
+        seq, running, turn = self.feed.seq, self.feed.head.running, self.feed.head.turn
+        writes.then(lambda: self.feed.checkpoint(base, seq, running, turn))
+
+    def writes(self) -> WriteBehind:
+        return WriteBehind(self.session_id, self.fence)
 
     def _schedule_idle_close(self) -> None:
-        if not self.listeners and not self.busy and self._idle_task is None:
+        if not self.listeners and not self.busy and self._idle_task is None and not self.closed:
             self._idle_task = asyncio.create_task(self._close_when_idle())
 
     async def _close_when_idle(self) -> None:
-        await asyncio.sleep(self.idle_grace)
-        if self.listeners or self.busy:
-            self._idle_task = None
-            return
-        if RUNNERS.get(self.session_id) is self:
-            del RUNNERS[self.session_id]
+        while True:
+            await asyncio.sleep(self.idle_grace)
+            if self.listeners or self.busy:
+                self._idle_task = None
+                return
+            # Tabs on other processes follow this runner too: it stays while they are there.
+            if not await _followed_elsewhere(self.session_id):
+                break
+        self._idle_task = None
         await self.close()
 
-    async def close(self) -> None:
-        for task in (self._warm_task, self.turn_task):
-            if task is not None:
-                task.cancel()
-        await self.websocket.close()
-        if self.http is not None:
-            await self.http.close()
+    async def start(self) -> None:
+        await self.feed.start(self.lost)
+        self._heartbeat = asyncio.create_task(self._renew_lease())
+
+    async def _renew_lease(self) -> None:
+        """Renew the lease at a third of its life; a runner that cannot, stops."""
+        held_until = time.monotonic() + settings.LEASE_SECONDS
+        while True:
+            await asyncio.sleep(settings.LEASE_SECONDS / 3)
+            try:
+                renewed = await leases().renew(self.session_id, self.holder)
+            except Exception as exc:
+                log.warning("Could not renew the lease of session %s: %s", self.session_id, exc)
+                renewed = time.monotonic() < held_until
+                if not renewed:
+                    log.warning("Session %s: lease expired while Redis was away", self.session_id)
+            else:
+                held_until = time.monotonic() + settings.LEASE_SECONDS
+            if not renewed:
+                self.lost()
+                return
+
+    def lost(self) -> None:
+        """The lease is gone (expired, taken, or Redis lost it): halt the run, then close."""
+        if self.closed:
+            return
+        log.warning("Session %s: this process no longer runs it", self.session_id)
+        if self.busy:
+            self.halt("interrupted")
+        self._closing = asyncio.create_task(self.close("The server running this session changed."))
+
+    async def close(self, reason: str = "") -> None:
+        """End this runner: its run, its upstream socket, its lease; tabs sync elsewhere."""
+        if self.closed:
+            return
+        self.closed = True
+        current = asyncio.current_task()
+        if self.turn_task is not None and reason:
+            # Let a halted run keep its partial reply (its writes are fenced if we lost it).
+            with suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.turn_task), PREWARM_TIMEOUT)
+        # Under the claim lock: a socket of this process that attaches meanwhile waits, then
+        # starts the next runner, and the two never hold upstream sockets at the same time.
+        async with _claims.setdefault(self.session_id, asyncio.Lock()):
+            if RUNNERS.get(self.session_id) is self:
+                del RUNNERS[self.session_id]
+            for task in (self._warm_task, self.turn_task, self._heartbeat, self._idle_task):
+                if task is not None and task is not current:
+                    task.cancel()
+            await self.websocket.close()
+            if self.http is not None:
+                await self.http.close()
+            await self.feed.close()
+            with suppress(Exception):
+                await leases().release(self.session_id, self.holder)
+        for listener in list(self.listeners):
+            listener.deliver(Resync(reason or "The session's runner closed."))
+        self.listeners.clear()
 
     # -- runs ------------------------------------------------------------------------------------
 
@@ -141,10 +236,32 @@ class SessionRunner:
         """Abort the upstream at once (the protocol has no cancel event) and end the run."""
         if not self.busy:
             return False
+        self.halt("stopped")
+        return True
+
+    def halted(self) -> str | None:
+        """How the current run was halted (stopped, interrupted), if it was."""
+        return self.halt_status if self.stopping else None
+
+    def halt(self, status: str) -> None:
         self.stopping = True
+        self.halt_status = status
         self._stop.set()
         self.transport.discard()
-        return True
+
+    def command(self, action: str, message: str = "", call_id: str = "") -> tuple[str, str] | None:
+        """A browser's command, from any process; (code, problem) if it cannot be done."""
+        if self.closed:
+            return "moved", "The session moved to another server; try again."
+        if action == "stop":
+            return None if self.stop() else ("idle", "Nothing is running.")
+        if action in ("tool_output", "approve"):
+            kind = "output" if action == "tool_output" else "approval"
+            problem = self.answer(call_id, kind, message)
+            return ("answer_refused", problem) if problem else None
+        if not self.submit(message):
+            return "busy", "A run is in progress: wait for it, or stop it."
+        return None
 
     async def until_stopped(self, work: Awaitable[Any]) -> bool:
         """Wait for ``work``; True (and the work cancelled) if the user stops first."""
@@ -186,7 +303,10 @@ class SessionRunner:
             items = await transcript.context(self.session_id)
             turn = await asyncio.wait_for(self.websocket.prewarm(fields, items), PREWARM_TIMEOUT)
             if turn is not None and turn.response_id:
-                await transcript.record_step(session, turn.metrics, turn.response_id, "completed")
+                step = transcript.new_step(session, turn.metrics, turn.response_id, "completed")
+                writes = self.writes()
+                writes.submit(step.save)
+                await writes.flush()
         except UpstreamRefused as exc:
             if exc.status in NO_WEBSOCKET:
                 self.fall_back(f"the upstream has no WebSocket mode (HTTP {exc.status})")
@@ -198,25 +318,38 @@ class SessionRunner:
             self.publish(Notice(f"Could not warm the upstream connection: {exc}"))
         finally:
             self._warm_task = None
+            if self._warm_again:
+                self._warm_again = False
+                self.warm()
 
     async def _turn(self, text: str) -> None:
         status, message = "failed", ""
         loop: AgentLoop | None = None
+        writes = self.writes()
+        base = self.feed.head.base
         try:
             session = await Session.objects.aget(pk=self.session_id)
             self.prefer_http = self.prefer_http or session.transport == "http"
             position = await transcript.next_position(self.session_id)
-            user_item = await transcript.append(session, position, transcript.user_message(text))
-            await context_store().update(self.session_id, running="1")
+            user_item = transcript.new_item(session, position, transcript.user_message(text))
+            writes.submit(user_item.save)
+            await writes.flush()  # the message is durable before anything goes upstream
+            base = position + 1
+            with suppress(Exception):
+                await context_store().update(self.session_id, running="1")
             self.publish(TurnStarted(user_item))
-            loop = AgentLoop(self, session, position)
+            self.feed.checkpoint(base, self.feed.seq, running=True, turn=position)
+            loop = AgentLoop(self, session, position, writes)
             try:
                 status, message = await loop.run()
             finally:
+                base = loop.position
                 # Everything of the run is in the database before its end is announced.
-                await loop.writes.flush()
-        except Exception:
-            log.exception("Run of session %s failed", self.session_id)
+                await writes.flush()
+        except Exception as exc:
+            if not isinstance(exc, Fenced):
+                log.exception("Run of session %s failed", self.session_id)
+            status = "interrupted" if isinstance(exc, Fenced) else "failed"
             message = "The run failed unexpectedly; the transcript is kept. Try again."
         finally:
             for pending in self.pending.values():
@@ -224,6 +357,7 @@ class SessionRunner:
             with suppress(Exception):
                 await context_store().update(self.session_id, running="")
             self.publish(TurnEnded(status, message, tuple(loop.steps) if loop else ()))
+            self.feed.checkpoint(base, self.feed.seq, running=False)
             self.turn_task = None
             self._schedule_idle_close()
 
@@ -253,15 +387,185 @@ class SessionRunner:
         return None
 
 
+# -- this process's runners, and the sessions it follows for tabs while another process runs them
+
 RUNNERS: dict[str, SessionRunner] = {}
+FOLLOWED: dict[str, Follower] = {}
+_claims: dict[str, asyncio.Lock] = {}
 
 
-def runner_for(session_id: str) -> SessionRunner:
-    """This process's runner of the session, created on first use."""
+async def attach(session_id: str, listener: Listener) -> SessionRunner | None:
+    """Attach a browser socket to the session's runner in this process, starting one if no
+    process runs the session; None if another process does (the socket follows its feed)."""
+    lock = _claims.setdefault(session_id, asyncio.Lock())
+    async with lock:
+        runner = RUNNERS.get(session_id)
+        if runner is None:
+            runner = await claim(session_id)
+    if runner is not None:
+        runner.attach(listener)
+        return runner
+    follower = FOLLOWED.get(session_id)
+    if follower is None:
+        follower = FOLLOWED[session_id] = Follower(session_id)
+    follower.listeners.add(listener)
+    return None
+
+
+def detach(session_id: str, listener: Listener) -> None:
     runner = RUNNERS.get(session_id)
-    if runner is None:
+    if runner is not None and listener in runner.listeners:
+        runner.detach(listener)
+    follower = FOLLOWED.get(session_id)
+    if follower is not None:
+        follower.listeners.discard(listener)
+        if not follower.listeners:
+            follower.stop()
+
+
+async def claim(session_id: str) -> SessionRunner | None:
+    """Take the session's lease and start its runner here; None if another process holds it.
+
+    A new runner is a new epoch: it raises the fence, finishes what a dead owner left (its
+    in-flight run, as interrupted), and opens a new upstream socket (a full-context create).
+    """
+    # The lease names this process's mailbox: where tabs elsewhere send their commands.
+    channel = await mailbox() if settings.REDIS_URL else "local"
+    holder = f"{channel} {uuid.uuid4().hex}"
+    if not await leases().acquire(session_id, holder):
+        return None
+    try:
+        fence = await raise_fence(session_id)
+        left = await read_log(session_id) if settings.REDIS_URL else None
+        base = await recover(session_id, left, WriteBehind(session_id, fence))
+        head = Head(str(fence), base, 0, running=False, turn=None)
+        relay_holder = holder if settings.REDIS_URL else None
+        feed = Feed(session_id, head, relay_holder)
         upstream = UpstreamSession(settings.UPSTREAM_BASE_URL, settings.OPENAI_API_KEY)
-        runner = RUNNERS[session_id] = SessionRunner(
-            session_id, upstream, settings.IDLE_GRACE_SECONDS
+        runner = SessionRunner(
+            session_id,
+            upstream,
+            settings.IDLE_GRACE_SECONDS,
+            holder=holder,
+            fence=fence,
+            feed=feed,
         )
+        await runner.start()
+    except BaseException:
+        with suppress(Exception):
+            await leases().release(session_id, holder)
+        raise
+    RUNNERS[session_id] = runner
     return runner
+
+
+def presence_key(session_id: str) -> str:
+    return f"{KEY_PREFIX}{session_id}:followed"
+
+
+async def _followed_elsewhere(session_id: str) -> bool:
+    if not settings.REDIS_URL:
+        return False
+    try:
+        return bool(await redis_client().exists(presence_key(session_id)))
+    except Exception:
+        return False
+
+
+class Follower:
+    """Tabs in this process on a session another process runs: keep the owner from closing
+    for idleness, and take the session over when the owner's lease expires."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        self.listeners: set[Listener] = set()
+        self._task = asyncio.create_task(self._watch())
+
+    def stop(self) -> None:
+        self._task.cancel()
+        if FOLLOWED.get(self.session_id) is self:
+            del FOLLOWED[self.session_id]
+
+    async def _watch(self) -> None:
+        interval = settings.LEASE_SECONDS / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                redis = redis_client()
+                await redis.set(presence_key(self.session_id), "1", px=int(interval * 3000))
+                if await leases().holder(self.session_id) is None:
+                    runner = await claim(self.session_id)
+                    if runner is not None:
+                        self._hand_over("This server now runs the session.")
+                        return
+            except Exception as exc:  # Redis is away: try again at the next beat
+                log.warning("Following session %s: %s", self.session_id, exc)
+
+    def _hand_over(self, reason: str) -> None:
+        self.stop()
+        for listener in list(self.listeners):
+            listener.deliver(Resync(reason))
+
+
+# -- this process's mailbox: commands from tabs on other processes to the runners here ----------
+
+_mailboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, str] = weakref.WeakKeyDictionary()
+
+
+_mailbox_tasks: set[asyncio.Task[None]] = set()
+
+
+async def mailbox() -> str:
+    """This process's channel for runner commands (one per event loop, started on first use)."""
+    loop = asyncio.get_running_loop()
+    name = _mailboxes.get(loop)
+    if name is None:
+        layer = get_channel_layer()
+        assert layer is not None
+        name = _mailboxes[loop] = await layer.new_channel()
+        _mailbox_tasks.add(loop.create_task(_serve_mailbox(name)))
+    return name
+
+
+async def _serve_mailbox(name: str) -> None:
+    layer = get_channel_layer()
+    assert layer is not None
+    while True:
+        try:
+            message = await layer.receive(name)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # Redis is away: wait, then listen again
+            log.warning("The runner mailbox could not receive: %s", exc)
+            await asyncio.sleep(1)
+            continue
+        runner = RUNNERS.get(str(message.get("session")))
+        if runner is None:
+            problem: tuple[str, str] | None = ("moved", "The session moved to another server.")
+        else:
+            problem = runner.command(
+                str(message.get("action")),
+                str(message.get("message", "")),
+                str(message.get("call_id", "")),
+            )
+        reply = {"type": "runner.reply", "problem": list(problem) if problem else None}
+        with suppress(Exception):
+            await layer.send(str(message["reply_to"]), reply)
+
+
+async def send_command(session_id: str, reply_to: str, action: str, **fields: str) -> bool:
+    """Send a command to the process that runs the session; False if none does right now."""
+    holder = await leases().holder(session_id)
+    if holder is None:
+        return False
+    layer = get_channel_layer()
+    assert layer is not None
+    message = {
+        "type": "runner.command",
+        "session": session_id,
+        "action": action,
+        "reply_to": reply_to,
+        **fields,
+    }
+    await layer.send(holder.split()[0], message)
+    return True

@@ -36,11 +36,8 @@ class MemoryContextStore:
 
 
 class RedisContextStore:
-    def __init__(self, url: str) -> None:
-        # Same timeouts as the channel layer: idle connections must survive (redis-py 8 trap).
-        self._redis = redis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=60, socket_connect_timeout=5
-        )
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
 
     async def get(self, session_id: str) -> dict[str, str]:
         values = await self._redis.hgetall(KEY_PREFIX + session_id)
@@ -56,16 +53,24 @@ class RedisContextStore:
 
 _memory = MemoryContextStore()
 # A Redis client's connections belong to the event loop that opened them.
-_redis_stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisContextStore] = (
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.Redis] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def redis_client() -> redis.Redis:
+    """This event loop's client of ``REDIS_URL`` (the store, the leases and the feed log)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        # Same timeouts as the channel layer: idle connections must survive (redis-py 8 trap).
+        client = _clients[loop] = redis.Redis.from_url(
+            settings.REDIS_URL, decode_responses=True, socket_timeout=60, socket_connect_timeout=5
+        )
+    return client
 
 
 def context_store() -> ContextStore:
     if not settings.REDIS_URL:
         return _memory
-    loop = asyncio.get_running_loop()
-    store = _redis_stores.get(loop)
-    if store is None:
-        store = _redis_stores[loop] = RedisContextStore(settings.REDIS_URL)
-    return store
+    return RedisContextStore(redis_client())

@@ -1,27 +1,47 @@
-"""The browser's socket to a session: authorise, validate frames, hand work to the runner."""
+"""The browser's socket to a session: authorise, validate frames, follow the session's feed.
+
+On connect (and whenever it must resync) the socket sends one snapshot: the durable transcript,
+then the in-flight log, then it follows the feed live, so a tab that reconnects at any moment
+shows exactly the server's transcript. The feed comes straight from the runner when this process
+runs the session, else in batches through the channel layer; commands go to the runner, here or
+in the process that holds the session's lease.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from agents.events import RunEvent
-from agents.runner import SessionRunner, runner_for
+from agents import runner as runners
+from agents.events import Resync, RunEvent
+from agents.feed import Snapshot, batch_events, group_name, read_log
+from agents.runner import SessionRunner
+from agents.store import context_store
 from playground import render
 from playground.access import visible_sessions
 from playground.outbox import Outbox
-from playground.protocol import FrameError, parse_frame
+from playground.protocol import Action, FrameError, parse_frame
 
 log = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403  # 4xxx: htmx's ws extension does not reconnect after it
+REPLY_TIMEOUT = 5.0
 
 
 class SessionConsumer(AsyncWebsocketConsumer):
-    runner: SessionRunner | None = None
+    session_id = ""
+    runner: SessionRunner | None = None  # this process runs the session
     outbox: Outbox | None = None
+    # Following another process's runner: its epoch and the last event applied.
+    epoch: str | None = None
+    seq = 0
+    _catching_up: asyncio.Task[None] | None = None
+    _catch_up_again = False
+    _early: list[dict[str, Any]] | None = None  # batches that came during a sync
+    _unanswered: asyncio.TimerHandle | None = None
 
     async def connect(self) -> None:
         session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
@@ -35,47 +55,146 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if not await sessions.filter(pk=session_id).aexists():
             await self.close(code=CLOSE_FORBIDDEN, reason="This session is not yours.")
             return
-        self.group = f"session.{session_id}"
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        self.outbox = Outbox(self.send)
-        self.runner = runner_for(session_id)
-        self.runner.attach(self)
-        self.outbox.put(render.status(self.runner.busy))
+        self.session_id = session_id
+        # Join the group before reading the log: no batch falls between the two.
+        await self.channel_layer.group_add(group_name(session_id), self.channel_name)
+        self.outbox = Outbox(self.send, overflow=lambda: self._resync("slow"))
+        self._catching_up = asyncio.current_task()
+        await self._catch_up()
 
     async def disconnect(self, code: int) -> None:
-        if self.runner is None or self.outbox is None:
+        if self.outbox is None:
             return
-        self.runner.detach(self)
-        await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self._catching_up is not None:
+            self._catching_up.cancel()
+        runners.detach(self.session_id, self)
+        self.runner = None
+        await self.channel_layer.group_discard(group_name(self.session_id), self.channel_name)
         await self.outbox.close()
 
+    # -- the feed --------------------------------------------------------------------------------
+
+    async def _catch_up(self) -> None:
+        """Send the snapshot, then follow: from the runner here, or from another process.
+        (Not named ``_sync``: Channels reads that attribute to tell sync consumers apart.)"""
+        assert self.outbox is not None
+        runners.detach(self.session_id, self)
+        self.outbox.hold()
+        self.runner, self.epoch, self._early = None, None, []
+        runner = await runners.attach(self.session_id, self)
+        if runner is not None:
+            # Taken in the same step as attaching: every later event is queued after it.
+            snap = runner.feed.snapshot()
+            self.runner = runner
+        else:
+            snap = await read_log(self.session_id)
+            self.epoch = snap.head.epoch if snap.head else None
+            self.seq = snap.seq
+        self.outbox.release(await self._render(snap))
+        early, self._early = self._early, None
+        for message in early:
+            self._follow(message)
+        if self._catch_up_again:
+            self._catch_up_again = False
+            await self._catch_up()
+
+    async def _render(self, snap: Snapshot) -> str:
+        head = snap.head
+        if head is None:  # the log is gone: the database as it is, no guessing
+            running = bool((await context_store().get(self.session_id)).get("running"))
+            rows = await render.durable_rows(self.session_id, None, None)
+            return render.snapshot(rows, [], running)
+        open_run = head.turn if head.running else None
+        rows = await render.durable_rows(self.session_id, head.base, open_run)
+        return render.snapshot(rows, [event for _, event in snap.events], head.running)
+
+    def _resync(self, reason: str) -> None:
+        log.debug("Socket on session %s resyncs: %s", self.session_id, reason)
+        if self._catching_up is not None and not self._catching_up.done():
+            self._catch_up_again = True  # once the sync in progress is done
+        else:
+            self._catching_up = asyncio.create_task(self._catch_up())
+
+    def deliver(self, event: RunEvent | Resync) -> None:
+        """Called by the runner for each of its events; queued, never awaited here."""
+        if isinstance(event, Resync):
+            self._resync(event.reason)
+        elif self.outbox is not None:
+            self.outbox.put_event(event)
+
+    async def feed_batch(self, message: dict[str, Any]) -> None:
+        """Group message: a batch of another process's feed."""
+        if self._early is not None:
+            self._early.append(message)
+        elif self.runner is None:
+            self._follow(message)
+
+    def _follow(self, message: dict[str, Any]) -> None:
+        if self.epoch is None or self.outbox is None or self.runner is not None:
+            return  # not following a feed (yet): the next sync decides
+        if message["epoch"] != self.epoch or int(message["after"]) > self.seq:
+            self._resync("missed a batch")  # a new owner, or a batch lost on the way
+            return
+        for seq, event in batch_events(message):
+            if seq > self.seq:
+                self.outbox.put_event(event)
+                self.seq = seq
+
+    # -- commands --------------------------------------------------------------------------------
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.runner is None or self.outbox is None:
+        if self.outbox is None:
             return
         try:
             action = parse_frame(text_data, bytes_data)
         except FrameError as error:
             self.outbox.put(render.notice(error.message, "error", error.code))
             return
-        if action.name == "stop":
-            if not self.runner.stop():
-                self.outbox.put(render.notice("Nothing is running.", "info", "idle"))
-        elif action.name in ("tool_output", "approve"):
-            kind = "output" if action.name == "tool_output" else "approval"
-            problem = self.runner.answer(action.call_id, kind, action.message)
-            if problem:
-                self.outbox.put(render.notice(problem, "error", "answer_refused"))
-        elif not self.runner.submit(action.message):
-            message = "A run is in progress: wait for it, or stop it."
-            self.outbox.put(render.notice(message, "error", "busy"))
+        if action.name == "ack":
+            self.outbox.acknowledge(action.received)
+        elif self.runner is not None:
+            problem = self.runner.command(action.name, action.message, action.call_id)
+            if problem is not None:
+                self._refused(*problem)
+        else:
+            await self._send_command(action)
 
-    def deliver(self, event: RunEvent) -> None:
-        """Called by the runner for each of its events; queued, never awaited here."""
-        if self.outbox is not None:
-            self.outbox.put_event(event)
+    async def _send_command(self, action: Action) -> None:
+        assert self.outbox is not None
+        fields = {"message": action.message, "call_id": action.call_id}
+        if not await runners.send_command(
+            self.session_id, self.channel_name, action.name, **fields
+        ):
+            self._refused("moved", "No server runs this session right now; reconnecting.")
+            return
+        loop = asyncio.get_running_loop()
+        if self._unanswered is not None:
+            self._unanswered.cancel()
+        self._unanswered = loop.call_later(REPLY_TIMEOUT, self._no_reply)
+
+    def _no_reply(self) -> None:
+        self._refused("no_reply", "The server running this session did not answer; try again.")
+
+    async def runner_reply(self, message: dict[str, Any]) -> None:
+        """Channel message: the answer of another process's runner to a command."""
+        if self._unanswered is not None:
+            self._unanswered.cancel()
+            self._unanswered = None
+        if message.get("problem"):
+            code, text = message["problem"]
+            self._refused(str(code), str(text))
+
+    def _refused(self, code: str, text: str) -> None:
+        if self.outbox is None:
+            return
+        level = "info" if code == "idle" else "error"
+        self.outbox.put(render.notice(text, level, code))
+        if code == "moved":
+            self._resync(code)
 
     async def session_changed(self, message: dict[str, Any]) -> None:
         """Group message from a view: the settings or tools changed (on any page or tab)."""
-        if self.outbox is not None and self.runner is not None:
+        if self.outbox is not None:
             self.outbox.put(render.notice(str(message.get("text", "")), "info", "changed"))
+        if self.runner is not None:
             self.runner.warm()

@@ -1,8 +1,11 @@
-"""A browser socket's outgoing queue: sends at once when the socket is idle, coalesces under load.
+"""A browser socket's outgoing queue: flow-controlled, coalescing, bounded.
 
-Text deltas for the same element that pile up while a send is in progress are merged into one
-fragment, so a fast stream costs the page a few swaps, not thousands, and an idle socket adds no
-delay to a token.
+The page acknowledges how many frames it has applied (static/playground.js); the outbox keeps at
+most ``WINDOW`` frames unacknowledged, so a slow tab never makes the server buffer its stream.
+While the window is full, text deltas for the same element merge into one fragment, and every
+other fragment waits; past ``LIMIT`` fragments or ``LIMIT_BYTES``, the queue is dropped whole
+and the socket is told to resync (a fresh snapshot), never silently missing an event. An idle
+socket with room in its window sends at once: no delay is added to a token.
 """
 
 from __future__ import annotations
@@ -18,44 +21,82 @@ from playground import render
 log = logging.getLogger(__name__)
 
 Send = Callable[..., Awaitable[None]]
+WINDOW = 32  # frames sent and not yet acknowledged; the page acknowledges every 8th
+LIMIT = 512  # fragments waiting
+LIMIT_BYTES = 2 * 1024 * 1024
 
 
 class Outbox:
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, overflow: Callable[[], None]) -> None:
         self._send = send
-        # (delta key, text) for a text delta; (None, html) for a ready fragment.
-        self._pending: list[tuple[str | None, str]] = []
+        self._overflow = overflow
+        # (delta key, text parts) for a text delta; (None, [html]) for a ready fragment.
+        self._pending: list[tuple[str | None, list[str]]] = []
+        self._bytes = 0
+        self._held = True  # until the first snapshot is ready
+        self._overflowed = False
+        self.sent = 0
+        self.acknowledged = 0
         self._ready = asyncio.Event()
         self._task = asyncio.create_task(self._drain())
 
-    def put(self, html: str) -> None:
-        self._pending.append((None, html))
+    def hold(self) -> None:
+        """Drop what waits and send nothing until :meth:`release` (a snapshot is coming)."""
+        self._held = True
+        self._pending, self._bytes, self._overflowed = [], 0, False
+
+    def release(self, snapshot: str) -> None:
+        """Send ``snapshot`` first, then whatever was queued since :meth:`hold`."""
+        self._pending.insert(0, (None, [snapshot]))
+        self._held = False
         self._ready.set()
+
+    def put(self, html: str) -> None:
+        self._pending.append((None, [html]))
+        self._added(len(html))
 
     def put_event(self, event: RunEvent) -> None:
         if isinstance(event, TextDelta):
             last = self._pending[-1] if self._pending else None
             if last is not None and last[0] == event.key:
-                self._pending[-1] = (event.key, last[1] + event.text)
+                last[1].append(event.text)
             else:
-                self._pending.append((event.key, event.text))
-            self._ready.set()
+                self._pending.append((event.key, [event.text]))
+            self._added(len(event.text))
         else:
             self.put(render.event_html(event))
+
+    def acknowledge(self, received: int) -> None:
+        if self.acknowledged < received <= self.sent:
+            self.acknowledged = received
+            self._ready.set()
+
+    def _added(self, size: int) -> None:
+        self._bytes += size
+        if (len(self._pending) > LIMIT or self._bytes > LIMIT_BYTES) and not self._overflowed:
+            self._overflowed = True
+            self._overflow()
+        self._ready.set()
 
     async def _drain(self) -> None:
         while True:
             await self._ready.wait()
             self._ready.clear()
-            batch, self._pending = self._pending, []
+            if self._held or not self._pending or self.sent - self.acknowledged >= WINDOW:
+                continue
+            batch, self._pending, self._bytes = self._pending, [], 0
             html = "".join(
-                render.text_delta(key, text) if key is not None else text for key, text in batch
+                render.text_delta(key, "".join(parts)) if key is not None else parts[0]
+                for key, parts in batch
             )
             try:
                 await self._send(text_data=html)
             except Exception:  # the socket went away; disconnect() closes the outbox
                 log.debug("Dropped a fragment for a closed socket", exc_info=True)
                 return
+            self.sent += 1
+            if self._pending:
+                self._ready.set()
 
     async def close(self) -> None:
         self._task.cancel()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-ACTIONS = ("send", "stop", "tool_output", "approve")
+ACTIONS = ("send", "stop", "tool_output", "approve", "ack")
 MAX_MESSAGE_CHARS = 100_000
 
 
@@ -20,6 +20,7 @@ class Action:
     name: str
     message: str = ""
     call_id: str = ""
+    received: int = 0  # an ack: how many frames the page has applied
 
 
 class FrameError(Exception):
@@ -44,6 +45,11 @@ def parse_frame(text: str | None, data: bytes | None) -> Action:
     name = frame.get("action")
     if name not in ACTIONS:
         raise FrameError("unknown_action", f"Unknown action; expected one of {', '.join(ACTIONS)}.")
+    if name == "ack":
+        received = frame.get("received")
+        if not isinstance(received, int) or isinstance(received, bool) or received < 0:
+            raise FrameError("invalid_frame", "An ack counts the frames received: an integer.")
+        return Action("ack", received=received)
     if name == "stop":
         return Action("stop")
     if name in ("tool_output", "approve"):

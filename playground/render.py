@@ -36,12 +36,14 @@ def item_row(item: Item) -> dict[str, Any]:
     return {"item": item, "html": mark_safe(html)}
 
 
-def transcript_rows(items: list[Item], steps: dict[int, Step]) -> list[dict[str, Any]]:
-    """Items in order, each step's metrics after the last item it produced, and each run's
-    waterfall after the run."""
+def transcript_rows(
+    items: list[Item], steps: dict[int, Step], open_run: int | None = None
+) -> list[dict[str, Any]]:
+    """Items in order, each step's metrics after the last item it produced, and each finished
+    run's waterfall after the run (``open_run`` is still going: its waterfall comes live)."""
     runs: dict[int, list[Step]] = {}
     for step in steps.values():
-        if step.turn_position is not None:
+        if step.turn_position is not None and step.turn_position != open_run:
             runs.setdefault(step.turn_position, []).append(step)
     rows: list[dict[str, Any]] = []
     run: int | None = None
@@ -88,6 +90,23 @@ def waterfall(steps: list[Step] | tuple[Step, ...]) -> dict[str, Any]:
         )
     height = len(rows) * WATERFALL_ROW
     return {"rows": rows, "width": WATERFALL_WIDTH, "height": height, "total_ms": end}
+
+
+async def durable_rows(session_id: str, below: int | None, open_run: int | None) -> list[Any]:
+    """The transcript rows of the items in the database below position ``below`` (all: None)."""
+    items = Item.objects.filter(session_id=session_id).order_by("position")
+    if below is not None:
+        items = items.filter(position__lt=below)
+    steps = {step.pk: step async for step in Step.objects.filter(session_id=session_id)}
+    return transcript_rows([item async for item in items], steps, open_run)
+
+
+def snapshot(rows: list[Any], events: list[RunEvent], busy: bool) -> str:
+    """Bring a (re)connected page to the server's state: the durable transcript replaces the
+    page's, then the in-flight log replays on top of it."""
+    replay = "".join(event_html(event) for event in events)
+    waiting = '<div id="waiting" hx-swap-oob="true"></div>'
+    return partial("transcript", rows=rows, oob=True) + waiting + status(busy) + replay
 
 
 def append(html: str) -> str:

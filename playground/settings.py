@@ -138,6 +138,12 @@ ROTATE_AFTER_SECONDS = env_float("ROTATE_AFTER_SECONDS", 55 * 60.0)
 # falls back to HTTP.
 UPSTREAM_RETRIES = env_int("UPSTREAM_RETRIES", 5)
 
+# Many processes (with REDIS_URL): a session's runner lives in the process holding its lease,
+# renewed every third of LEASE_SECONDS; another process takes over at most this long after the
+# owner died. Tabs on other processes get the feed in batches, one per FANOUT_INTERVAL_MS.
+LEASE_SECONDS = env_float("LEASE_SECONDS", 10.0)
+FANOUT_INTERVAL_MS = env_int("FANOUT_INTERVAL_MS", 25)
+
 # Built-in tools: the hosts http_get may fetch (none by default), the output and time limits.
 TOOL_HTTP_ALLOWED_HOSTS = env_list("TOOL_HTTP_ALLOWED_HOSTS", [])
 TOOL_OUTPUT_LIMIT = env_int("TOOL_OUTPUT_LIMIT", 20_000)

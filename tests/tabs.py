@@ -14,6 +14,7 @@ from agents.models import Session
 from playground.asgi import application
 
 ORIGIN = "http://127.0.0.1:8000"
+ACK_EVERY = 8
 BUSY_RE = re.compile(r'id="status"[^>]*data-busy="(true|false)"')
 CODE_RE = re.compile(r'id="notice"[^>]*data-code="([^"]*)"')
 
@@ -67,6 +68,8 @@ class Tab:
             raise ConnectionError(f"closed with {output.get('code')}: {output.get('reason')}")
         frame = str(output.get("text", ""))
         self.frames.append(frame)
+        if len(self.frames) % ACK_EVERY == 0:  # as static/playground.js does
+            await self.send_frame(json.dumps({"action": "ack", "received": len(self.frames)}))
         return frame
 
     async def until(self, pattern: str, wait: float = 20) -> str:

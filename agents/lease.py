@@ -1,0 +1,98 @@
+"""Which process runs a session: a lease with heartbeat and expiry, fenced in the database.
+
+With Redis, every process can take a free lease; the holder renews it while it lives and loses
+it when it stops renewing (a crash, a partition, a Redis restart). Each new holder raises the
+session's fence in the database, and every write of a run checks it in the same transaction, so
+an owner that lost its lease can never write again. Without Redis there is one process and the
+lease only keeps its bookkeeping.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from django.conf import settings
+from django.db.models import F
+
+from agents.models import Session
+from agents.store import KEY_PREFIX, redis_client
+
+# Compare-and-set, so a process only ever renews or frees its own lease.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def lease_key(session_id: str) -> str:
+    return f"{KEY_PREFIX}{session_id}:lease"
+
+
+class Leases(Protocol):
+    async def acquire(self, session_id: str, holder: str) -> bool: ...
+
+    async def renew(self, session_id: str, holder: str) -> bool: ...
+
+    async def release(self, session_id: str, holder: str) -> None: ...
+
+    async def holder(self, session_id: str) -> str | None: ...
+
+
+class MemoryLeases:
+    def __init__(self) -> None:
+        self._holders: dict[str, str] = {}
+
+    async def acquire(self, session_id: str, holder: str) -> bool:
+        return self._holders.setdefault(session_id, holder) == holder
+
+    async def renew(self, session_id: str, holder: str) -> bool:
+        return self._holders.get(session_id) == holder
+
+    async def release(self, session_id: str, holder: str) -> None:
+        if self._holders.get(session_id) == holder:
+            del self._holders[session_id]
+
+    async def holder(self, session_id: str) -> str | None:
+        return self._holders.get(session_id)
+
+
+class RedisLeases:
+    @property
+    def _ttl_ms(self) -> int:
+        return int(settings.LEASE_SECONDS * 1000)
+
+    async def acquire(self, session_id: str, holder: str) -> bool:
+        redis = redis_client()
+        return bool(await redis.set(lease_key(session_id), holder, nx=True, px=self._ttl_ms))
+
+    async def renew(self, session_id: str, holder: str) -> bool:
+        redis = redis_client()
+        result = await redis.eval(RENEW, 1, lease_key(session_id), holder, self._ttl_ms)
+        return bool(result)
+
+    async def release(self, session_id: str, holder: str) -> None:
+        await redis_client().eval(RELEASE, 1, lease_key(session_id), holder)
+
+    async def holder(self, session_id: str) -> str | None:
+        value = await redis_client().get(lease_key(session_id))
+        return str(value) if value is not None else None
+
+
+_memory = MemoryLeases()
+
+
+def leases() -> Leases:
+    return RedisLeases() if settings.REDIS_URL else _memory
+
+
+async def raise_fence(session_id: str) -> int:
+    """A new holder's fencing token: the session's fence, raised past every earlier holder's."""
+    await Session.objects.filter(pk=session_id).aupdate(fence=F("fence") + 1)
+    session = await Session.objects.only("fence").aget(pk=session_id)
+    return session.fence
