@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import suppress
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -28,6 +29,7 @@ from playground.protocol import Action, FrameError, parse_frame
 log = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403  # 4xxx: htmx's ws extension does not reconnect after it
+CLOSE_RETRY = 1013  # "try again later": htmx reconnects after a jittered backoff
 REPLY_TIMEOUT = 5.0
 
 
@@ -38,7 +40,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
     # Following another process's runner: its epoch and the last event applied.
     epoch: str | None = None
     seq = 0
-    _catching_up: asyncio.Task[None] | None = None
+    _catching_up = False
+    _resync_task: asyncio.Task[None] | None = None
     _catch_up_again = False
     _early: list[dict[str, Any]] | None = None  # batches that came during a sync
     _unanswered: asyncio.TimerHandle | None = None
@@ -59,39 +62,61 @@ class SessionConsumer(AsyncWebsocketConsumer):
         # Join the group before reading the log: no batch falls between the two.
         await self.channel_layer.group_add(group_name(session_id), self.channel_name)
         self.outbox = Outbox(self.send, overflow=lambda: self._resync("slow"))
-        self._catching_up = asyncio.current_task()
         await self._catch_up()
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Also when the consumer died without a disconnect (its channel layer failed):
+            # a dead socket must not stay attached to a runner.
+            await self._leave()
+
     async def disconnect(self, code: int) -> None:
-        if self.outbox is None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        outbox, self.outbox = self.outbox, None
+        if outbox is None:
             return
-        if self._catching_up is not None:
-            self._catching_up.cancel()
+        if self._resync_task is not None:
+            self._resync_task.cancel()
         runners.detach(self.session_id, self)
         self.runner = None
-        await self.channel_layer.group_discard(group_name(self.session_id), self.channel_name)
-        await self.outbox.close()
+        with suppress(Exception):  # the layer may be what failed
+            await self.channel_layer.group_discard(group_name(self.session_id), self.channel_name)
+        await outbox.close()
 
     # -- the feed --------------------------------------------------------------------------------
 
     async def _catch_up(self) -> None:
         """Send the snapshot, then follow: from the runner here, or from another process.
         (Not named ``_sync``: Channels reads that attribute to tell sync consumers apart.)"""
-        assert self.outbox is not None
-        runners.detach(self.session_id, self)
-        self.outbox.hold()
-        self.runner, self.epoch, self._early = None, None, []
-        runner = await runners.attach(self.session_id, self)
-        if runner is not None:
-            # Taken in the same step as attaching: every later event is queued after it.
-            snap = runner.feed.snapshot()
-            self.runner = runner
-        else:
-            snap = await read_log(self.session_id)
-            self.epoch = snap.head.epoch if snap.head else None
-            self.seq = snap.seq
-        self.outbox.release(await self._render(snap))
-        early, self._early = self._early, None
+        outbox = self.outbox
+        if outbox is None:
+            return  # the socket is gone
+        self._catching_up = True
+        try:
+            runners.detach(self.session_id, self)
+            outbox.hold()
+            self.runner, self.epoch, self._early = None, None, []
+            runner = await runners.attach(self.session_id, self)
+            if runner is not None:
+                # Taken in the same step as attaching: every later event is queued after it.
+                snap = runner.feed.snapshot()
+                self.runner = runner
+            else:
+                snap = await read_log(self.session_id)
+                self.epoch = snap.head.epoch if snap.head else None
+                self.seq = snap.seq
+            html = await self._render(snap)
+        finally:
+            self._catching_up = False
+        if self.outbox is not outbox:  # the socket left meanwhile
+            runners.detach(self.session_id, self)
+            return
+        outbox.release(html)
+        early, self._early = self._early or [], None
         for message in early:
             self._follow(message)
         if self._catch_up_again:
@@ -110,10 +135,18 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     def _resync(self, reason: str) -> None:
         log.debug("Socket on session %s resyncs: %s", self.session_id, reason)
-        if self._catching_up is not None and not self._catching_up.done():
-            self._catch_up_again = True  # once the sync in progress is done
+        if self._catching_up:
+            self._catch_up_again = True  # once the catch-up in progress is done
         else:
-            self._catching_up = asyncio.create_task(self._catch_up())
+            self._resync_task = asyncio.create_task(self._catch_up_or_close())
+
+    async def _catch_up_or_close(self) -> None:
+        try:
+            await self._catch_up()
+        except Exception as exc:  # e.g. Redis is away: the page reconnects, with backoff
+            log.warning("Socket on session %s could not catch up: %s", self.session_id, exc)
+            with suppress(Exception):
+                await self.close(code=CLOSE_RETRY)
 
     def deliver(self, event: RunEvent | Resync) -> None:
         """Called by the runner for each of its events; queued, never awaited here."""

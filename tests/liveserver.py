@@ -32,6 +32,7 @@ class LiveServer:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     data_dir: Path | None = None
+    migrate: bool = True  # False for the second and later processes of one site
 
     @property
     def base_url(self) -> str:
@@ -55,9 +56,12 @@ class LiveServer:
         self.log_path = Path(name)
         with os.fdopen(handle, "wb") as log:
             migrate = [sys.executable, "manage.py", "migrate", "--no-input"]
-            done = subprocess.run(migrate, cwd=ROOT, env=env, stdout=log, stderr=log, check=False)
-            if done.returncode != 0:
-                raise RuntimeError(f"migrate failed: {self.output()}")
+            if self.migrate:
+                done = subprocess.run(
+                    migrate, cwd=ROOT, env=env, stdout=log, stderr=log, check=False
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(f"migrate failed: {self.output()}")
             daphne = [
                 str(BIN / "daphne"),
                 *("--bind", "127.0.0.1", "--port", str(self.port)),
@@ -79,6 +83,12 @@ class LiveServer:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"the playground did not answer GET / within 20 s: {self.output()}")
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies mid-whatever, as in a crash."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

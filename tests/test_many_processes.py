@@ -1,0 +1,188 @@
+"""One site, two daphne processes, the real Redis and PostgreSQL: one session's run followed from
+both, resumed from anywhere, taken over when its process dies."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from agents.models import Item
+from agents.simulator import context_hash
+from tests.cluster import Cluster, items, steps
+from tests.liveserver import Browser, session_id
+from tests.livetab import LiveTab
+from tests.page import Page
+from tests.simserver import SimServer
+
+StartSim = Callable[..., SimServer]
+
+
+@pytest.fixture
+def cluster_of(start_sim: StartSim) -> Iterator[Callable[..., Cluster]]:
+    clusters: list[Cluster] = []
+
+    def start(tokens_per_s: int = 0, **env: str) -> Cluster:
+        upstream = start_sim("--cost", f"tokens_per_s={tokens_per_s}")
+        cluster = Cluster(upstream, env=env)
+        clusters.append(cluster)
+        return cluster.start()
+
+    yield start
+    for cluster in clusters:
+        cluster.stop()
+
+
+def new_session(base_url: str) -> tuple[str, str]:
+    browser = Browser(base_url)
+    return session_id(browser.new_session()), browser.cookie_header
+
+
+def texts(rows: list[dict[str, object]]) -> list[str]:
+    return [Item(data=row["data"]).text for row in rows]
+
+
+def plain_texts(rows: list[dict[str, object]]) -> list[str]:
+    return [" ".join(text.split()) for text in texts(rows)]
+
+
+def websocket_connections(server: SimServer) -> list[dict[str, object]]:
+    return [c for c in server.connections() if c["transport"] == "websocket"]
+
+
+async def test_two_tabs_on_two_processes_follow_one_run_token_for_token(
+    cluster_of: Callable[..., Cluster],
+) -> None:
+    cluster = cluster_of(tokens_per_s=2000)
+    one, two = cluster.servers
+    sid, cookie = new_session(one.base_url)
+    owner = await LiveTab(one.base_url, sid, cookie).open()
+    follower = await LiveTab(two.base_url, sid, cookie).open()
+    # The follower types: its command goes to the owner's process through the channel layer.
+    await follower.send("/chat 600 river deltas")
+    streamed: dict[str, list[str]] = {"owner": [], "follower": []}
+
+    async def follow(name: str, tab: LiveTab) -> None:
+        while tab.page.busy is not False or not streamed[name]:
+            await tab.recv(30)
+            live = tab.page.live
+            if live:
+                streamed[name].append(live[0].text)
+
+    await asyncio.gather(follow("owner", owner), follow("follower", follower))
+    rows = items(cluster, sid)
+    assert [row["status"] for row in rows] == ["completed", "completed"]
+    reply = texts(rows)[1]
+    for name in ("owner", "follower"):
+        # Every state the live text went through is a prefix of the reply: in order, no token
+        # twice, none missing; and the page ends with the persisted transcript.
+        assert streamed[name] and all(reply.startswith(text) for text in streamed[name]), name
+    assert owner.page.texts() == follower.page.texts() == plain_texts(rows)
+    # One upstream socket for the session, however many processes show it.
+    assert len(websocket_connections(cluster.upstream)) == 1
+    await owner.close()
+    await follower.close()
+
+
+def check_page(page: Page, rows: list[dict[str, object]]) -> None:
+    """What a page showed mid-run agrees with the transcript the run left in the database:
+    finished items equal, a live item a prefix of its final text, everything in order."""
+    by_upstream_id = {row["data"].get("id"): row for row in rows}  # type: ignore[union-attr]
+    positions: list[int] = []
+    for block in page.blocks:
+        if block.id.startswith("live-"):
+            row = by_upstream_id[block.id.removeprefix("live-")]
+            assert Item(data=row["data"]).text.startswith(block.text), block
+        else:
+            row = rows[int(block.id.removeprefix("item-"))]
+            assert block.text == " ".join(Item(data=row["data"]).text.split()), block
+        positions.append(int(row["position"]))  # type: ignore[call-overload]
+    assert positions == sorted(set(positions)), "an item is shown twice or out of order"
+
+
+async def test_a_tab_reconnecting_at_random_points_shows_exactly_the_transcript(
+    cluster_of: Callable[..., Cluster],
+) -> None:
+    cluster = cluster_of(tokens_per_s=1500)
+    sid, cookie = new_session(cluster.servers[0].base_url)
+    rng = random.Random(6)
+    seen: list[Page] = []
+    tab = await LiveTab(cluster.servers[0].base_url, sid, cookie).open()
+    await tab.send("/chat 4000 tide tables")
+    while len(seen) < 50:
+        if tab.page.busy is False and seen:
+            await tab.send(f"/chat 4000 reconnect {len(seen)}")
+        await tab.until(lambda page: page.busy)
+        # Read a little of the stream, then drop the socket at a random moment, as a reload
+        # or a network drop does, on either process.
+        deadline = asyncio.get_running_loop().time() + rng.uniform(0.01, 0.2)
+        while asyncio.get_running_loop().time() < deadline and tab.page.busy:
+            await tab.recv()
+        await tab.close()
+        server = rng.choice(cluster.servers)
+        tab = await LiveTab(server.base_url, sid, cookie).open()
+        seen.append(tab.page)
+        for _ in range(rng.randrange(0, 5)):
+            if tab.page.busy is False:
+                break
+            await tab.recv()
+    await tab.until(lambda page: page.busy is False)
+    await tab.close()
+    rows = items(cluster, sid)
+    assert all(row["status"] == "completed" for row in rows)
+    for page in seen:
+        check_page(page, rows)
+    assert sum(bool(page.live) for page in seen) >= 25, "most reconnects should land mid-stream"
+    final = await LiveTab(cluster.servers[1].base_url, sid, cookie).open()
+    assert final.page.texts() == plain_texts(rows)
+    await final.close()
+
+
+async def test_killing_the_owner_mid_run_hands_the_session_over_within_the_lease(
+    cluster_of: Callable[..., Cluster],
+) -> None:
+    lease = 2.0
+    cluster = cluster_of(tokens_per_s=400, LEASE_SECONDS=str(lease))
+    one, two = cluster.servers
+    sid, cookie = new_session(one.base_url)
+    owner = await LiveTab(one.base_url, sid, cookie).open()
+    follower = await LiveTab(two.base_url, sid, cookie).open()
+    await owner.send("/chat 3000 a reply its process will not finish")
+    await follower.until(lambda page: page.live and len(page.live[0].text) > 200)
+    one.kill()
+    killed = asyncio.get_running_loop().time()
+    seen = follower.page.live[0].text
+    # The other process takes the lease over, keeps the partial reply as interrupted, and
+    # brings its tabs to the new state.
+    await follower.until(
+        lambda page: page.busy is False and any(b.status == "interrupted" for b in page.blocks),
+        wait=lease + 10,
+    )
+    assert asyncio.get_running_loop().time() - killed < lease + 3
+    rows = items(cluster, sid)
+    assert [(row["status"], row["in_context"]) for row in rows] == [
+        ("completed", True),
+        ("interrupted", True),
+    ]
+    assert texts(rows)[1].startswith(seen)  # nothing the tabs saw is lost
+    assert follower.page.texts() == plain_texts(rows)
+
+    await follower.send("/chat 20 and after the crash")
+    await follower.until_idle()
+    await owner.close()
+    await follower.close()
+    rows = items(cluster, sid)
+    assert [row["status"] for row in rows] == ["completed", "interrupted", "completed", "completed"]
+    # A new upstream socket, started with the whole context; the upstream's context for the
+    # last reply is exactly the database's transcript before it.
+    connections = websocket_connections(cluster.upstream)
+    assert len(connections) == 2
+    log = cluster.upstream.connection(str(connections[1]["id"]))["log"]
+    assert log[0]["mode"] != "delta"
+    last = steps(cluster, sid)[-1]
+    context = [row["data"] for row in rows if row["in_context"]][:-1]
+    assert cluster.upstream.oracle(str(last["response_id"]))["context_hash"] == context_hash(
+        context
+    )

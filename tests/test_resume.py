@@ -1,0 +1,135 @@
+"""One process: a run outlives its tabs, a tab catches up from the feed, a slow tab is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from agents.models import Item, Session, Step
+from agents.runner import RUNNERS
+from playground.outbox import LIMIT_BYTES, WINDOW
+from tests.page import Page
+from tests.test_agent_loop import research_session
+from tests.simserver import SimServer
+from tests.tabs import Tab, new_browser, new_session
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
+
+UseUpstream = Callable[[SimServer], SimServer]
+
+
+async def items_of(session: Session) -> list[Item]:
+    return [i async for i in Item.objects.filter(session=session).order_by("position")]
+
+
+def page_of(tab: Tab) -> Page:
+    page = Page()
+    for frame in tab.frames:
+        page.apply(frame)
+    return page
+
+
+async def test_a_run_outlives_its_tabs_and_a_tab_back_within_the_grace_continues_warm(
+    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+) -> None:
+    server = use_upstream(start_sim("--cost", "tokens_per_s=1000"))
+    browser = await new_browser()
+    session = await new_session(browser)
+    tab = await Tab(str(session.pk), browser).open()
+    await tab.send("/chat 800 a reply nobody watches to the end")
+    await tab.until(r"beforeend:#live-[^\"]+-text")
+    await tab.close()  # every tab gone, mid-run
+
+    runner = RUNNERS[str(session.pk)]
+    assert runner.busy and not runner.listeners
+    for _ in range(200):
+        if not runner.busy:
+            break
+        await asyncio.sleep(0.05)
+    items = await items_of(session)
+    assert [(i.role, i.status) for i in items] == [
+        ("user", "completed"),
+        ("assistant", "completed"),
+    ]
+    assert len(items[1].text.split()) > 700  # the whole reply, not what was seen
+
+    again = await Tab(str(session.pk), browser).open()
+    await again.receive()  # the snapshot
+    snapshot = page_of(again)
+    assert snapshot.texts() == [" ".join(i.text.split()) for i in items]
+    assert snapshot.busy is False
+    await again.turn("/chat 20 and one more")
+    await again.close()
+    (connection,) = [c for c in server.connections() if c["transport"] == "websocket"]
+    modes = [r["mode"] for r in server.connection(connection["id"])["log"]]
+    assert modes == ["warm", "delta", "delta"]  # one socket: the cache stayed warm
+    steps = [s async for s in Step.objects.filter(session=session).order_by("id")]
+    assert [s.socket for s in steps] == ["fresh", "reused", "reused"]
+
+
+async def test_a_slow_tab_is_flow_controlled_and_ends_with_the_whole_text(
+    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+) -> None:
+    # 5,000 tokens at 1,000 tokens/s; the tab reads 100 frames/s, a tenth of the token rate.
+    use_upstream(start_sim("--cost", "tokens_per_s=1000"))
+    browser = await new_browser()
+    session = await new_session(browser)
+    slow = await Tab(str(session.pk), browser).open()
+    assert slow.communicator is not None
+    queue = slow.communicator.output_queue  # what the server sent and the tab has not read
+    await slow.send("/chat 5000 a very long answer")
+    unread: list[int] = []
+    started = False
+    while True:
+        unread.append(queue.qsize())
+        frame = await slow.receive()
+        started = started or 'data-busy="true"' in frame
+        if started and 'data-busy="false"' in frame:
+            break
+        await asyncio.sleep(0.01)
+    await slow.close()
+    items = await items_of(session)
+    reply = items[1]
+    assert reply.status == "completed" and len(reply.text.split()) > 4000
+    # The server never had more than its window of frames out to the tab, however far behind,
+    # and the coalesced text brought the tab to exactly the reply.
+    assert max(unread) <= WINDOW
+    assert page_of(slow).texts() == [" ".join(i.text.split()) for i in items]
+    assert len(slow.frames) < 1000  # far fewer frames than the 5,000 deltas
+    assert LIMIT_BYTES > 0
+
+
+async def test_a_tab_too_far_behind_is_resynced_not_dropped(
+    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+) -> None:
+    """Past the queue's limit the queue is replaced by a fresh snapshot, never cut."""
+    from playground import outbox
+
+    use_upstream(start_sim("--cost", "tokens_per_s=2000"))
+    session, browser = await research_session(12)
+    tab = await Tab(str(session.pk), browser).open()
+    await tab.send("/research 12 harbours")  # many items, steps and tool outputs
+    # A tab that reads slowly: its window fills, and past a small limit of waiting fragments
+    # its queue is replaced by a snapshot.
+    original = outbox.LIMIT
+    outbox.LIMIT = 4
+    try:
+        started = False
+        while True:
+            frame = await tab.receive(30)
+            started = started or 'data-busy="true"' in frame
+            if started and 'data-busy="false"' in frame:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        outbox.LIMIT = original
+    frames = tab.frames
+    await tab.close()
+    page = Page()
+    for frame in frames:
+        page.apply(frame)
+    items = await items_of(session)
+    assert sum('id="transcript" hx-swap-oob="true"' in f for f in frames) >= 2  # resynced
+    assert page.texts() == [" ".join(i.text.split()) for i in items]
