@@ -405,9 +405,10 @@ async def attach(session_id: str, listener: Listener) -> SessionRunner | None:
     if runner is not None:
         runner.attach(listener)
         return runner
+    holder = await leases().holder(session_id)
     follower = FOLLOWED.get(session_id)
     if follower is None:
-        follower = FOLLOWED[session_id] = Follower(session_id)
+        follower = FOLLOWED[session_id] = Follower(session_id, holder)
     follower.listeners.add(listener)
     return None
 
@@ -476,9 +477,10 @@ class Follower:
     """Tabs in this process on a session another process runs: keep the owner from closing
     for idleness, and take the session over when the owner's lease expires."""
 
-    def __init__(self, session_id: str) -> None:
+    def __init__(self, session_id: str, holder: str | None) -> None:
         self.session_id = session_id
         self.listeners: set[Listener] = set()
+        self.holder = holder  # the owner's lease value, read before the tabs read its log
         self._task = asyncio.create_task(self._watch())
 
     def stop(self) -> None:
@@ -493,11 +495,17 @@ class Follower:
             try:
                 redis = redis_client()
                 await redis.set(presence_key(self.session_id), "1", px=int(interval * 3000))
-                if await leases().holder(self.session_id) is None:
+                holder = await leases().holder(self.session_id)
+                if holder is None:
                     runner = await claim(self.session_id)
                     if runner is not None:
                         self._hand_over("This server now runs the session.")
                         return
+                if holder != self.holder:
+                    # A new owner: its batches may not reach us (a restarted Redis forgets
+                    # group memberships), so the tabs sync with it now rather than wait.
+                    self._hand_over("Another server now runs the session.")
+                    return
             except Exception as exc:  # Redis is away: try again at the next beat
                 log.warning("Following session %s: %s", self.session_id, exc)
 

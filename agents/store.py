@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as redis
 from django.conf import settings
@@ -63,9 +63,10 @@ def redis_client() -> redis.Redis:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        # Same timeouts as the channel layer: idle connections must survive (redis-py 8 trap).
+        # The channel layer's options: idle connections survive, a Redis restart is retried.
+        options: dict[str, Any] = settings.REDIS_OPTIONS
         client = _clients[loop] = redis.Redis.from_url(
-            settings.REDIS_URL, decode_responses=True, socket_timeout=60, socket_connect_timeout=5
+            settings.REDIS_URL, decode_responses=True, **options
         )
     return client
 

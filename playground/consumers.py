@@ -15,6 +15,7 @@ from contextlib import suppress
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from redis.exceptions import RedisError
 
 from agents import runner as runners
 from agents.events import Resync, RunEvent
@@ -59,14 +60,19 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN, reason="This session is not yours.")
             return
         self.session_id = session_id
-        # Join the group before reading the log: no batch falls between the two.
-        await self.channel_layer.group_add(group_name(session_id), self.channel_name)
         self.outbox = Outbox(self.send, overflow=lambda: self._resync("slow"))
         await self._catch_up()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
+        except (RedisError, OSError) as exc:
+            # The channel layer lost Redis: close (the page comes back with backoff), no trace.
+            log.warning(
+                "Socket on session %s closed: the channel layer failed: %s", self.session_id, exc
+            )
+            with suppress(Exception):
+                await send({"type": "websocket.close", "code": CLOSE_RETRY})
         finally:
             # Also when the consumer died without a disconnect (its channel layer failed):
             # a dead socket must not stay attached to a runner.
@@ -99,6 +105,9 @@ class SessionConsumer(AsyncWebsocketConsumer):
         try:
             runners.detach(self.session_id, self)
             outbox.hold()
+            # Join the group before reading the log, so no batch falls between the two; again
+            # at every sync, as a restarted Redis has forgotten the group.
+            await self.channel_layer.group_add(group_name(self.session_id), self.channel_name)
             self.runner, self.epoch, self._early = None, None, []
             runner = await runners.attach(self.session_id, self)
             if runner is not None:

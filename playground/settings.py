@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from playground.env import env_bool, env_choice, env_float, env_int, env_list, env_secret, env_str
 
@@ -75,22 +79,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # With REDIS_URL: the channels-redis layer and the Redis context store. Without: both in memory,
 # which only works for one process (system check playground.W001 says so when DEBUG is off).
 REDIS_URL = env_str("REDIS_URL", "")
+# Options of every connection to Redis (the channel layer's and the context store's).
+REDIS_OPTIONS: dict[str, Any] = {
+    # redis-py 8 times a read out after 5 s by default, which kills consumers idling in the
+    # layer's blocking pop (close 1011): allow far longer.
+    "socket_timeout": 60,
+    "socket_connect_timeout": 5,
+    "health_check_interval": 30,
+    # After a Redis restart every pooled connection is dead, and redis-py does not retry by
+    # default: each would fail one command (a socket, a relay, the mailbox). Reconnect and
+    # retry instead, for ~2.5 s at most, which outlasts a restart.
+    "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 6),
+    "retry_on_error": [RedisConnectionError],
+}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        # redis-py 8 times a read out after 5 s by default, which kills consumers
-                        # idling in the layer's blocking pop (close 1011): allow far longer.
-                        "socket_timeout": 60,
-                        "socket_connect_timeout": 5,
-                        "health_check_interval": 30,
-                        "max_connections": 10_000,
-                    }
-                ],
+                "hosts": [{"address": REDIS_URL, "max_connections": 10_000, **REDIS_OPTIONS}],
                 "capacity": 1_000,
             },
         }

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -43,3 +46,50 @@ def require_postgres() -> None:
 def require_chromium() -> None:
     if not CHROMIUM.exists():
         missing(f"{CHROMIUM} is missing (apt-get install chromium)")
+
+
+class PrivateRedis:
+    """A redis-server of a test's own (on a free port), to restart without disturbing others."""
+
+    def __init__(self) -> None:
+        from tests.simserver import free_port
+
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> PrivateRedis:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            missing("redis-server is not installed")
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except (redis.RedisError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def restart(self, down: float = 0) -> None:
+        """Down (for ``down`` seconds) and up again, empty (no persistence), as a Redis
+        restart in production."""
+        self.stop()
+        time.sleep(down)
+        self.start()

@@ -57,7 +57,7 @@ print(json.dumps({
     "db_name": str(s.DATABASES["default"]["NAME"]),
     "idle_grace": s.IDLE_GRACE_SECONDS,
     "port": s.PORT,
-}))
+}, default=repr))
 """
 
 
@@ -242,6 +242,8 @@ def test_redis_selects_the_redis_layer_with_a_long_read_timeout() -> None:
     assert host["address"] == "redis://127.0.0.1:6390/3"
     # redis-py's 5 s default read timeout kills consumers idling in the layer's blocking pop.
     assert host["socket_timeout"] > 5
+    # After a Redis restart, a pooled connection reconnects instead of failing its command.
+    assert "ConnectionError" in str(host["retry_on_error"])
 
 
 def test_database_url_selects_postgresql() -> None:

@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 
 import pytest
 
+from agents.bench.page import Page
 from agents.models import Item
 from agents.simulator import context_hash
 from tests.cluster import Cluster, items, steps
 from tests.liveserver import Browser, session_id
 from tests.livetab import LiveTab
-from tests.page import Page
+from tests.services import REDIS_URL, PrivateRedis
 from tests.simserver import SimServer
 
 StartSim = Callable[..., SimServer]
@@ -24,9 +26,9 @@ StartSim = Callable[..., SimServer]
 def cluster_of(start_sim: StartSim) -> Iterator[Callable[..., Cluster]]:
     clusters: list[Cluster] = []
 
-    def start(tokens_per_s: int = 0, **env: str) -> Cluster:
+    def start(tokens_per_s: int = 0, redis_url: str = REDIS_URL, **env: str) -> Cluster:
         upstream = start_sim("--cost", f"tokens_per_s={tokens_per_s}")
-        cluster = Cluster(upstream, env=env)
+        cluster = Cluster(upstream, env=env, redis_url=redis_url)
         clusters.append(cluster)
         return cluster.start()
 
@@ -78,7 +80,8 @@ async def test_two_tabs_on_two_processes_follow_one_run_token_for_token(
     for name in ("owner", "follower"):
         # Every state the live text went through is a prefix of the reply: in order, no token
         # twice, none missing; and the page ends with the persisted transcript.
-        assert streamed[name] and all(reply.startswith(text) for text in streamed[name]), name
+        assert streamed[name], name
+        assert all(reply.startswith(text) for text in streamed[name]), name
     assert owner.page.texts() == follower.page.texts() == plain_texts(rows)
     # One upstream socket for the session, however many processes show it.
     assert len(websocket_connections(cluster.upstream)) == 1
@@ -89,7 +92,7 @@ async def test_two_tabs_on_two_processes_follow_one_run_token_for_token(
 def check_page(page: Page, rows: list[dict[str, object]]) -> None:
     """What a page showed mid-run agrees with the transcript the run left in the database:
     finished items equal, a live item a prefix of its final text, everything in order."""
-    by_upstream_id = {row["data"].get("id"): row for row in rows}  # type: ignore[union-attr]
+    by_upstream_id = {Item(data=row["data"]).data.get("id"): row for row in rows}
     positions: list[int] = []
     for block in page.blocks:
         if block.id.startswith("live-"):
@@ -186,3 +189,64 @@ async def test_killing_the_owner_mid_run_hands_the_session_over_within_the_lease
     assert cluster.upstream.oracle(str(last["response_id"]))["context_hash"] == context_hash(
         context
     )
+
+
+async def reconnect(tab: LiveTab, wait: float = 20) -> LiveTab:
+    """Reopen a dropped tab as htmx does: again and again, with a growing, jittered delay."""
+    await tab.close()
+    deadline = asyncio.get_running_loop().time() + wait
+    delay = 0.05
+    while True:
+        try:
+            return await tab.open()
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(delay * random.random())
+            delay = min(delay * 2, 1.0)
+
+
+@pytest.mark.parametrize("down", [0, 4], ids=["restart", "outage"])
+async def test_a_redis_restart_mid_run_interrupts_the_run_and_everything_recovers(
+    cluster_of: Callable[..., Cluster], down: float
+) -> None:
+    redis = PrivateRedis().start()
+    try:
+        cluster = cluster_of(tokens_per_s=400, redis_url=redis.url, LEASE_SECONDS="2")
+        one, two = cluster.servers
+        sid, cookie = new_session(one.base_url)
+        tab = await LiveTab(one.base_url, sid, cookie).open()
+        other = await LiveTab(two.base_url, sid, cookie).open()
+        await tab.send("/chat 3000 a reply Redis will not see the end of")
+        await tab.until(lambda page: page.live and len(page.live[0].text) > 100)
+        # A restart is outlasted by the connections' retries: the tabs stay open and resync.
+        # A longer outage drops them (close 1013), and they come back with backoff.
+        redis.restart(down)
+        settled = lambda page: page.busy is False and len(page.blocks) == 2  # noqa: E731
+        tabs = []
+        for each in (tab, other):
+            if down:
+                with suppress(Exception):
+                    await each.until(settled, wait=15)
+                if each.page.busy is not False:
+                    each = await reconnect(each)
+            await each.until(settled, wait=15)
+            tabs.append(each)
+        for server in cluster.servers:
+            assert server.process is not None
+            assert server.process.poll() is None, cluster.output()
+        rows = items(cluster, sid)
+        assert [row["status"] for row in rows] == ["completed", "interrupted"]
+        assert all(each.page.texts() == plain_texts(rows) for each in tabs)
+        fresh = await LiveTab(two.base_url, sid, cookie).open()
+        assert fresh.page.texts() == plain_texts(rows)
+        await fresh.send("/chat 20 after the restart")
+        await fresh.until_idle()
+        rows = items(cluster, sid)
+        assert [row["status"] for row in rows][2:] == ["completed", "completed"]
+        for each in tabs:  # the first tabs follow the new run too
+            await each.until(lambda page: len(page.blocks) == 4)
+        for each in (*tabs, fresh):
+            await each.close()
+    finally:
+        redis.stop()
