@@ -66,6 +66,11 @@ class Outbox:
         else:
             self.put(render.event_html(event))
 
+    @property
+    def backlog(self) -> tuple[int, int]:
+        """What waits to be sent: fragments, and characters of text."""
+        return len(self._pending), self._bytes
+
     def acknowledge(self, received: int) -> None:
         if self.acknowledged < received <= self.sent:
             self.acknowledged = received

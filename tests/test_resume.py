@@ -7,13 +7,14 @@ from collections.abc import Callable
 
 import pytest
 
+from agents.bench.page import Page
 from agents.models import Item, Session, Step
 from agents.runner import RUNNERS
+from playground.consumers import SessionConsumer
 from playground.outbox import LIMIT_BYTES, WINDOW
-from tests.page import Page
-from tests.test_agent_loop import research_session
 from tests.simserver import SimServer
 from tests.tabs import Tab, new_browser, new_session
+from tests.test_agent_loop import research_session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
 
@@ -22,6 +23,14 @@ UseUpstream = Callable[[SimServer], SimServer]
 
 async def items_of(session: Session) -> list[Item]:
     return [i async for i in Item.objects.filter(session=session).order_by("position")]
+
+
+def backlogs(session_id: str) -> list[tuple[int, int]]:
+    """What waits in the server's outbox of each socket on the session (none before the
+    first socket has attached: a tab's socket is accepted before it attaches)."""
+    runner = RUNNERS.get(session_id)
+    sockets = runner.listeners if runner is not None else set()
+    return [s.outbox.backlog for s in sockets if isinstance(s, SessionConsumer) and s.outbox]
 
 
 def page_of(tab: Tab) -> Page:
@@ -43,11 +52,12 @@ async def test_a_run_outlives_its_tabs_and_a_tab_back_within_the_grace_continues
     await tab.close()  # every tab gone, mid-run
 
     runner = RUNNERS[str(session.pk)]
-    assert runner.busy and not runner.listeners
+    assert runner.busy
+    assert not runner.listeners
     for _ in range(200):
-        if not runner.busy:
-            break
         await asyncio.sleep(0.05)
+        if runner.turn_task is None:
+            break
     items = await items_of(session)
     assert [(i.role, i.status) for i in items] == [
         ("user", "completed"),
@@ -81,9 +91,11 @@ async def test_a_slow_tab_is_flow_controlled_and_ends_with_the_whole_text(
     queue = slow.communicator.output_queue  # what the server sent and the tab has not read
     await slow.send("/chat 5000 a very long answer")
     unread: list[int] = []
+    backlog: list[tuple[int, int]] = []
     started = False
     while True:
         unread.append(queue.qsize())
+        backlog += backlogs(str(session.pk))
         frame = await slow.receive()
         started = started or 'data-busy="true"' in frame
         if started and 'data-busy="false"' in frame:
@@ -92,13 +104,17 @@ async def test_a_slow_tab_is_flow_controlled_and_ends_with_the_whole_text(
     await slow.close()
     items = await items_of(session)
     reply = items[1]
-    assert reply.status == "completed" and len(reply.text.split()) > 4000
+    assert reply.status == "completed"
+    assert len(reply.text.split()) > 4000
     # The server never had more than its window of frames out to the tab, however far behind,
     # and the coalesced text brought the tab to exactly the reply.
     assert max(unread) <= WINDOW
     assert page_of(slow).texts() == [" ".join(i.text.split()) for i in items]
     assert len(slow.frames) < 1000  # far fewer frames than the 5,000 deltas
-    assert LIMIT_BYTES > 0
+    # And what waits on the server stays small: the text coalesces into a few fragments.
+    assert backlog
+    assert max(fragments for fragments, _ in backlog) <= 4
+    assert max(size for _, size in backlog) < LIMIT_BYTES
 
 
 async def test_a_tab_too_far_behind_is_resynced_not_dropped(
