@@ -1,5 +1,5 @@
 """A browser tab on a live server's session socket: a real WebSocket, htmx's acknowledgements,
-and the page the frames build (tests/page.py)."""
+and the page the frames build (agents/bench/page.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.page import Page
+from agents.bench.page import Page
 
 ACK_EVERY = 8  # as static/playground.js
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -19,11 +20,11 @@ from agents.bench.suite import scenarios
 from tests.simserver import ROOT, SimServer
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(300)
 def test_the_smoke_run_measures_every_scenario_and_prints_the_table(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
     command = [sys.executable, "manage.py", "bench", "--smoke", "--json", str(output)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=140)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=290)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     report = json.loads(output.read_text())
@@ -43,10 +44,19 @@ def test_the_smoke_run_measures_every_scenario_and_prints_the_table(tmp_path: Pa
         assert isinstance(row["ratio"], int | float) or row["baseline"] == 0, row
         assert row["enforced"] is False
         assert row["result"] == "info" or row["result"].endswith("(not enforced)"), row
-    # Resume is not built yet: its row says so and carries no number.
-    (resume,) = [row for row in rows if row["scenario"] == "resume"]
-    assert "not built" in resume["not_run"]
-    assert [row for row in rows if row["not_run"]] == [resume]
+    # Only the two-process rows may be missing, and only where Redis is (CI has it).
+    for row in rows:
+        if row["not_run"]:
+            assert "Redis is not answering" in row["not_run"], row
+            assert os.environ.get("CI") != "true", row
+    # Resume: replayed partials were timed, and no reconnect skipped or repeated text.
+    resume = [row for row in rows if row["scenario"] == "resume" and not row["not_run"]]
+    assert len(resume) in (4, 8)
+    for row in resume:
+        if "gaps" in row["metric"] or "duplicates" in row["metric"]:
+            assert row["value"] == row["baseline"] == 0, row
+        else:
+            assert 0 < row["value"] < 10_000, row
     for heading in ("scenario", "metric", "value", "baseline", "ratio", "target", "result"):
         assert heading in done.stdout
     for row in rows:

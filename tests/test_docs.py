@@ -61,3 +61,9 @@ def test_every_simulator_option_is_in_the_readme() -> None:
     }  # fmt: skip
     for option in own - django_defaults:
         assert option in README, option
+
+
+def test_every_benchmark_scenario_is_in_the_benchmarks_table() -> None:
+    from agents.bench.suite import scenarios
+
+    assert table_names("## Benchmarks") == set(scenarios())

@@ -25,6 +25,7 @@ DELTA_RE = re.compile(
     r'<template hx-swap-oob="beforeend:#live-([^"]+)-text">(.*?)</template>', re.S
 )
 MAX_FRAME = 64 * 1024 * 1024
+ACK_EVERY = 8  # as static/playground.js
 
 
 @dataclass(frozen=True)
@@ -155,9 +156,10 @@ class Tab:
         self.page_url = f"{browser.base_url}/sessions/{session_id}/"
         self.ws: ClientConnection | None = None
         self.first_frame: Frame | None = None
+        self.received = 0  # frames since the socket opened, as static/playground.js counts
 
     async def open(self, wait: float = 30) -> Tab:
-        """Connect and wait for the first fragment (the status line): the page is live."""
+        """Connect and wait for the first fragment (the snapshot): the page is live."""
         headers = {"Cookie": self.browser.cookie_header, "Origin": self.browser.base_url}
         self.ws = await connect(
             self.url,
@@ -166,9 +168,21 @@ class Tab:
             max_size=MAX_FRAME,
             open_timeout=wait,
         )
-        text = await asyncio.wait_for(self.ws.recv(), wait)
-        self.first_frame = Frame(time.monotonic(), str(text))
+        self.received = 0
+        self.first_frame = await self.recv(wait)
         return self
+
+    async def recv(self, wait: float | None = None) -> Frame:
+        """The next frame, acknowledged as the page does (every 8th): the server sends at most
+        a window of frames ahead of the acknowledgements, so a tab that never acknowledged
+        would stall."""
+        assert self.ws is not None
+        text = str(await asyncio.wait_for(self.ws.recv(), wait))
+        frame = Frame(time.monotonic(), text)
+        self.received += 1
+        if self.received % ACK_EVERY == 0:
+            await self.ws.send(json.dumps({"action": "ack", "received": self.received}))
+        return frame
 
     async def send(self, message: str) -> float:
         """Submit the composer (as ``ws-send`` does); returns when it was sent."""
@@ -192,9 +206,9 @@ class Tab:
         busy = False
         async with asyncio.timeout(wait):
             while True:
-                text = str(await self.ws.recv())
-                turn.frames.append(Frame(time.monotonic(), text))
-                for state in BUSY_RE.findall(text):
+                frame = await self.recv()
+                turn.frames.append(frame)
+                for state in BUSY_RE.findall(frame.text):
                     if state == "true":
                         busy = True
                     elif busy:

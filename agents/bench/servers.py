@@ -186,6 +186,7 @@ class PlaygroundProcess(Process):
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     data_dir: Path | None = None
+    database: Path | None = None  # another process's, to serve one site together
 
     @property
     def base_url(self) -> str:
@@ -197,7 +198,9 @@ class PlaygroundProcess(Process):
 
     def spawn_default(self) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="bench-playground-"))
-        database = migrated_database(self.data_dir)
+        if self.database is None:
+            self.database = migrated_database(self.data_dir)
+        database = self.database
         env = child_env(
             PORT=str(self.port),
             DEBUG="false",

@@ -19,6 +19,10 @@ class Sizes:
     stream_tokens: int = 240  # tokens each streams
     stream_rate: float = 30.0  # tokens per second each
     storm: int = 1_000  # simultaneous browser sockets (connect-storm)
+    resume_reconnects: int = 1_000  # reconnects at random points (resume), per variant
+    resume_tokens: int = 3_000  # tokens of each reply they land in
+    resume_rate: float = 1_000.0  # its tokens per second
+    resume_turns: int = 4  # replies per session (then a new one: the transcript stays short)
     settle: float = 1.0  # seconds a crowd idles before its server's memory is read
     smoke: bool = False  # tiny sizes: targets are reported but not enforced
 
@@ -35,6 +39,9 @@ SMOKE = Sizes(
     streaming=4,
     stream_tokens=12,
     storm=20,
+    resume_reconnects=8,
+    resume_tokens=400,
+    resume_turns=2,
     settle=0.2,
     smoke=True,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx2
+import redis
 
 from agents.bench.browser import Browser
 from agents.bench.servers import API_KEY, PlaygroundProcess, SimProcess, start_all
@@ -18,8 +20,13 @@ from agents.bench.servers import API_KEY, PlaygroundProcess, SimProcess, start_a
 @dataclass
 class Stack:
     sim: SimProcess
-    playground: PlaygroundProcess
+    playgrounds: list[PlaygroundProcess]
     introspect: httpx2.AsyncClient
+
+    @property
+    def playground(self) -> PlaygroundProcess:
+        """The first (or only) process of the site."""
+        return self.playgrounds[0]
 
     @property
     def api_key(self) -> str:
@@ -73,16 +80,59 @@ class Stack:
         raise TimeoutError(f"{count} upstream sockets were not open within {wait:.0f} s")
 
 
+class Unavailable(Exception):
+    """A service the scenario needs is not there: its rows say so instead of a number."""
+
+
+def bench_redis_url() -> str:
+    return os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def check_redis(url: str) -> None:
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as error:
+        raise Unavailable(f"Redis is not answering at {url} (BENCH_REDIS_URL): {error}") from error
+    finally:
+        client.close()
+
+
 @asynccontextmanager
-async def stack(name: str, sim_args: list[str]) -> AsyncIterator[Stack]:
-    """Start a simulator with ``sim_args`` and a playground using it; stop both afterwards."""
+async def stack(name: str, sim_args: list[str], processes: int = 1) -> AsyncIterator[Stack]:
+    """Start a simulator with ``sim_args`` and a playground using it; stop both afterwards.
+
+    With ``processes`` > 1, that many daphne processes serve one site, as the README's
+    "Production" section runs them: one database (here SQLite, which the processes share on one
+    host) and Redis (``BENCH_REDIS_URL``) for the channel layer, the leases and the log.
+    """
+    env: dict[str, str] = {}
+    if processes > 1:
+        env["REDIS_URL"] = bench_redis_url()
+        check_redis(env["REDIS_URL"])
     sim = SimProcess(f"{name}-simulator", args=sim_args)
-    playground = PlaygroundProcess(name, upstream=sim.base_url)
-    await asyncio.to_thread(start_all, sim, playground)
+    first = PlaygroundProcess(name, upstream=sim.base_url, env=env)
+    await asyncio.to_thread(start_all, sim, first)  # the first migrates the database
+    playgrounds = [first]
+    try:
+        for number in range(1, processes):
+            other = PlaygroundProcess(
+                f"{name}-{number}", upstream=sim.base_url, env=env, database=first.database
+            )
+            playgrounds.append(other)
+            await asyncio.to_thread(start_all, other)
+    except BaseException:
+        await asyncio.to_thread(stop_all, [*reversed(playgrounds), sim])
+        raise
     introspect = sim.client()
     try:
-        yield Stack(sim, playground, introspect)
+        yield Stack(sim, playgrounds, introspect)
     finally:
         await introspect.aclose()
-        await asyncio.to_thread(playground.stop)
-        await asyncio.to_thread(sim.stop)
+        # The later processes use the first one's database: they stop before it goes.
+        await asyncio.to_thread(stop_all, [*reversed(playgrounds), sim])
+
+
+def stop_all(processes: list[PlaygroundProcess | SimProcess]) -> None:
+    for process in processes:
+        process.stop()

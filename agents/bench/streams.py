@@ -7,13 +7,14 @@ path and the direct SDK client read the same text from the same simulator, one a
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from agents.bench.browser import Browser, Tab
 from agents.bench.direct import direct_client
-from agents.bench.results import Row, Target
+from agents.bench.results import Row, Target, not_run
 from agents.bench.sizes import Sizes
-from agents.bench.stack import Stack, stack
+from agents.bench.stack import Stack, Unavailable, stack
 from agents.bench.stats import Delivery, Receipts, Sent, delivery, percentile, sends_of
 from agents.transcript import user_message
 
@@ -41,17 +42,34 @@ def last_request(sends: list[Sent]) -> list[Sent]:
     return [sent for sent in sends if sent.request == final]
 
 
+async def drain(tab: Tab) -> None:
+    """Read a tab's frames as its page would, until cancelled."""
+    while True:
+        await tab.recv()
+
+
 async def through_playground(bench: Stack, browser: Browser, message: str) -> Stream:
-    """One chat turn on a fresh session's page (prewarmed and warmed up by a short turn)."""
+    """One chat turn on a fresh session's page (prewarmed and warmed up by a short turn).
+
+    With several processes, a first tab on the first process makes it the session's owner, and
+    the measured tab is on the last one: its deltas come in batches through the channel layer.
+    """
     session_id = await browser.new_session()
     before = await bench.connection_ids()
-    tab = await Tab(browser, bench.playground.ws_base, session_id).open()
+    owner = tab = await Tab(browser, bench.playground.ws_base, session_id).open()
+    draining: asyncio.Task[None] | None = None
+    if len(bench.playgrounds) > 1:
+        draining = asyncio.create_task(drain(owner))
+        tab = await Tab(browser, bench.playgrounds[-1].ws_base, session_id).open()
     try:
         await bench.wait_warm(before)
         await tab.turn("/chat 5 warm up", wait=60)
         with bench.playground.phase("turn"):
             turn = await tab.turn(message, wait=300)
     finally:
+        if draining is not None:
+            draining.cancel()
+            await owner.close()
         await tab.close()
     (log,) = await bench.new_logs(before)
     sends = last_request(sends_of(log))
@@ -78,17 +96,24 @@ def errors_note(ours: Stream, theirs: Stream) -> str:
     )
 
 
-async def token_latency(sizes: Sizes) -> list[Row]:
-    name, rate = "token-latency", sizes.latency_rate
+async def latencies(name: str, sizes: Sizes, processes: int = 1) -> tuple[Stream, Stream]:
+    """The playground's stream and the direct client's, of the same text at the same rate."""
+    rate = sizes.latency_rate
     args = ["--profile", "zero", "--cost", f"tokens_per_s={rate:g}", "--record-sends"]
     message = f"/chat {sizes.latency_tokens} tide tables of the Atlantic coast"
-    async with stack(name, args) as bench:
+    async with stack(name, args, processes) as bench:
         browser = bench.browser()
         ours = await through_playground(bench, browser, message)
         theirs = await direct(bench, message)
         await browser.close()
+    return ours, theirs
+
+
+def latency_rows(
+    name: str, ours: Stream, theirs: Stream, rate: float, limits: tuple[float, float]
+) -> list[Row]:
     rows = []
-    for q, limit in ((50, 1.0), (99, 5.0)):
+    for q, limit in zip((50, 99), limits, strict=True):
         value = percentile(ours.delivery.latencies_ms, q)
         baseline = percentile(theirs.delivery.latencies_ms, q)
         rows.append(
@@ -102,6 +127,22 @@ async def token_latency(sizes: Sizes) -> list[Row]:
             )
         )
     return rows
+
+
+async def token_latency(sizes: Sizes) -> list[Row]:
+    ours, theirs = await latencies("token-latency", sizes)
+    return latency_rows("token-latency", ours, theirs, sizes.latency_rate, (1.0, 5.0))
+
+
+async def token_latency_two_processes(sizes: Sizes) -> list[Row]:
+    """The same with the tab on a process that does not run the session: the batches through
+    the channel layer may add at most 50 ms (``FANOUT_INTERVAL_MS`` is 25)."""
+    name = "token-latency-2p"
+    try:
+        ours, theirs = await latencies(name, sizes, processes=2)
+    except Unavailable as missing:
+        return [not_run(name, f"p{q} ms, tab on the other process", str(missing)) for q in (50, 99)]
+    return latency_rows(name, ours, theirs, sizes.latency_rate, (50.0, 50.0))
 
 
 async def token_burst(sizes: Sizes) -> list[Row]:

@@ -13,9 +13,10 @@ from typing import Any
 
 from agents.bench.overhead import overhead_realistic, overhead_zero, ws_vs_http
 from agents.bench.results import Row, not_run, summary
+from agents.bench.resume import resume
 from agents.bench.scale import concurrency, connect_storm
 from agents.bench.sizes import Sizes
-from agents.bench.streams import token_burst, token_latency
+from agents.bench.streams import token_burst, token_latency, token_latency_two_processes
 
 log = logging.getLogger(__name__)
 
@@ -29,29 +30,20 @@ class Scenario:
     run: ScenarioRun
 
 
-async def resume(sizes: Sizes) -> list[Row]:
-    """Its slot in the suite: resume is built by a later issue, so nothing is measured yet."""
-    reason = "resume is not built yet (a later issue); nothing to measure"
-    return [
-        not_run(
-            "resume",
-            "reconnect: first replayed delta ≤ 50 ms, 0 gaps, 0 duplicates (≥ 1,000 times)",
-            reason,
-        )
-    ]
-
-
 def scenarios() -> dict[str, Scenario]:
     listed = [
         Scenario("overhead-zero", "20-step tool run, playground vs SDK client, profile zero",
                  overhead_zero),
         Scenario("overhead-realistic", "the same at profile realistic", overhead_realistic),
         Scenario("token-latency", "per-token latency added at 100 tokens/s", token_latency),
+        Scenario("token-latency-2p", "the same, the tab on the process not running the session",
+                 token_latency_two_processes),
         Scenario("token-burst", "one response at the simulator's full speed", token_burst),
         Scenario("ws-vs-http", "the run over WebSocket vs HTTP (store off and on)", ws_vs_http),
         Scenario("concurrency", "1,000 paired sessions, 200 streaming at 30 tokens/s",
                  concurrency),
-        Scenario("resume", "reconnect at random points of long streams (not built yet)", resume),
+        Scenario("resume", "reconnects at random points of long replies, one and two processes",
+                 resume),
         Scenario("connect-storm", "1,000 simultaneous browser sockets vs a raw server",
                  connect_storm),
     ]  # fmt: skip
