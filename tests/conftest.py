@@ -7,9 +7,11 @@ import pytest
 from asgiref.sync import SyncToAsync
 from django.db import connections
 from openai import AsyncOpenAI, OpenAI
+from playwright.sync_api import Browser, sync_playwright
 
 from agents.runner import RUNNERS, SessionRunner
 from agents.simulator import Simulator, SimulatorConfig
+from tests.services import CHROMIUM, require_chromium
 from tests.simserver import SimServer
 
 
@@ -42,6 +44,20 @@ def start_sim() -> Iterator[Callable[..., SimServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright (its own browser download is never used)."""
+    require_chromium()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture

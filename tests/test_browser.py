@@ -12,12 +12,11 @@ from playwright.sync_api import (
     Page,
     Response,
     expect,
-    sync_playwright,
 )
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.liveserver import LiveServer
-from tests.services import CHROMIUM, REDIS_URL, require_chromium, require_redis
+from tests.services import REDIS_URL, require_redis
 
 # Recorded from the first byte of every page: socket opens, applied socket messages, and each
 # value #status's data-busy takes, noted after every out-of-band swap (several can arrive in one
@@ -36,19 +35,6 @@ document.addEventListener("htmx:wsAfterMessage", () => { window.probe.messages +
 """
 MESSAGE = "/chat 40 tide tables"
 COMPLETED = "#transcript .item.message.assistant.completed"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_chromium()
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module", params=["memory", "redis"])
