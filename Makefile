@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint types pytest simulator migrate clean bench
+.PHONY: run test lint types pytest simulator migrate clean bench staff
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 13) else "Python 3.13+ is needed (see .python-version); set PYTHON=/path/to/python3.13")'
@@ -26,6 +26,10 @@ migrate: $(VENV)/.run
 run: migrate
 	@echo "Agent playground: http://$(HOST):$(PORT)/  (simulator at http://$(HOST):$(PORT)/v1/responses)"
 	PORT=$(PORT) $(BIN)/daphne --bind $(HOST) --port $(PORT) --websocket-max-message-size 67108864 --websocket-max-frame-size 67108864 playground.asgi:application
+
+# A staff account for the admin and the session inspector (README, "Session inspector").
+staff: migrate
+	$(BIN)/python manage.py createsuperuser
 
 simulator: $(VENV)/.run
 	$(BIN)/python manage.py simulator --host $(HOST) --port 8765

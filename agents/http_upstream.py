@@ -18,7 +18,7 @@ import httpx2 as httpx  # the HTTP client the openai SDK ships with
 import openai
 from openai import AsyncOpenAI
 
-from agents.upstream import Chain, Item, UpstreamError, UpstreamTurn
+from agents.upstream import Chain, FrameRecorder, Item, UpstreamError, UpstreamTurn
 
 SSE_DATA = "data:"
 # WebSocket-only fields: HTTP answers "Unsupported parameter" to them (client checklist item 25).
@@ -48,6 +48,7 @@ class HttpUpstream:
         self.client = client
         self.chain: Chain | None = None
         self.requests = 0
+        self.recorder: FrameRecorder | None = None
         self._response: Any = None
         self._closing: asyncio.Future[None] | None = None
 
@@ -68,7 +69,7 @@ class HttpUpstream:
     async def turn(
         self, fields: dict[str, Any], context: list[Item], *, generate: bool = True
     ) -> AsyncIterator[UpstreamTurn]:
-        turn = HttpTurn(self, fields, context)
+        turn = HttpTurn(self, fields, context, recorder=self.recorder)
         # Only a stored parent can be found again by id over HTTP.
         body = turn.request(generate=True, chain=bool(fields.get("store")))
         for name in WS_ONLY:

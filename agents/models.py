@@ -207,3 +207,24 @@ class Item(models.Model):
         if self.kind == "function_call":
             return f"{self.data.get('name')}({self.data.get('arguments', '')})"
         return str(self.data.get("output", ""))
+
+
+class ShareLink(models.Model):
+    """A read-only capability URL for a session. Only the token's SHA-256 is kept: the URL is
+    shown once, when it is created, and cannot be recovered from the database."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="share_links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    label = models.CharField(max_length=100, blank=True)
+    include_instructions = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField(null=True, blank=True)  # None: never
+    revoked = models.DateTimeField(null=True, blank=True)
+    views = models.PositiveIntegerField(default=0)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.label or f"link {self.pk}"

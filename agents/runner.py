@@ -30,11 +30,13 @@ from agents.events import (
     Notice,
     Resync,
     RunEvent,
+    StepDone,
     TurnEnded,
     TurnStarted,
 )
 from agents.feed import Feed, Head, read_log
 from agents.http_upstream import HttpUpstream
+from agents.inspection import PROCESS, FrameLog, frames_json, report_state, report_tabs
 from agents.lease import leases, raise_fence
 from agents.loop import NO_WEBSOCKET, AgentLoop
 from agents.models import Session
@@ -46,6 +48,7 @@ from agents.writes import Fenced, WriteBehind
 log = logging.getLogger(__name__)
 
 PREWARM_TIMEOUT = 15.0
+ASK_TIMEOUT = 2.0  # staff asking another process's runner: it answers at once, or is gone
 
 
 @dataclass
@@ -93,6 +96,10 @@ class SessionRunner:
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         self._warm_again = False
+        # For the inspector: the upstream's latest frames, and a rotation asked for by staff.
+        self.frames = FrameLog()
+        self.websocket.recorder = self.frames
+        self._rotate_due = False
 
     @property
     def listeners(self) -> set[Listener]:
@@ -108,6 +115,7 @@ class SessionRunner:
             if self.http is None:
                 client = shared_client(settings.UPSTREAM_BASE_URL, settings.OPENAI_API_KEY)
                 self.http = HttpUpstream(client)
+                self.http.recorder = self.frames
             return self.http
         return self.websocket
 
@@ -121,6 +129,7 @@ class SessionRunner:
             self._idle_task.cancel()
             self._idle_task = None
         self.warm()
+        self.report()
 
     def warm(self) -> None:
         """Warm the upstream for the session's current settings and tools, in the background
@@ -133,9 +142,56 @@ class SessionRunner:
     def detach(self, listener: Listener) -> None:
         self.listeners.discard(listener)
         self._schedule_idle_close()
+        self.report()
 
     def publish(self, event: RunEvent) -> None:
         self.feed.publish(event)
+        if isinstance(event, TurnStarted | StepDone | TurnEnded):
+            self.report()  # the upstream socket may have changed: the inspector shows it
+
+    # -- what the inspector sees -----------------------------------------------------------------
+
+    @property
+    def upstream_state(self) -> str:
+        if self.closed:
+            return "closed"
+        if self._idle_task is not None:
+            return "idle grace"
+        return "connected" if self.prefer_http or self.websocket.connected else "closed"
+
+    def report(self) -> None:
+        """Publish this runner's state and sockets for the inspector, in the background."""
+        socket = self.websocket.socket
+        connected_at = f"{time.time() - socket.age:.3f}" if socket and not self.closed else ""
+        state = {
+            "process": PROCESS,
+            "upstream": self.upstream_state,
+            "transport": self.transport.transport,
+            "connected_at": connected_at,
+        }
+        task = asyncio.create_task(self._report(state))
+        _reports.add(task)
+        task.add_done_callback(_reports.discard)
+
+    async def _report(self, state: dict[str, str]) -> None:
+        await report_state(self.session_id, **state)
+        await report_tabs(self.session_id, self.listeners)
+
+    def inspection(self, since: int = 0) -> dict[str, Any]:
+        """The live detail of this runner: its state and upstream frames after ``since``."""
+        socket = self.websocket.socket
+        return {
+            "process": PROCESS,
+            "upstream": self.upstream_state,
+            "transport": self.transport.transport,
+            "age_s": socket.age if socket is not None else None,
+            "sockets_opened": self.websocket.sockets_opened,
+            "requests_on_socket": socket.requests if socket is not None else 0,
+            "busy": self.busy,
+            "waiting_calls": len(self.pending),
+            "frames": frames_json(self.frames.since(since)),
+            "frame_count": self.frames.count,
+        }
 
     def checkpoint(self, writes: WriteBehind, base: int) -> None:
         """Once what is queued in ``writes`` is durable, items below ``base`` are in the
@@ -165,6 +221,7 @@ class SessionRunner:
     async def start(self) -> None:
         await self.feed.start(self.lost)
         self._heartbeat = asyncio.create_task(self._renew_lease())
+        self.report()
 
     async def _renew_lease(self) -> None:
         """Renew the lease at a third of its life; a runner that cannot, stops."""
@@ -183,6 +240,7 @@ class SessionRunner:
             if not renewed:
                 self.lost()
                 return
+            self.report()  # fresh, so the inspector can tell a live owner from a dead one
 
     def lost(self) -> None:
         """The lease is gone (expired, taken, or Redis lost it): halt the run, then close."""
@@ -220,6 +278,9 @@ class SessionRunner:
         for listener in list(self.listeners):
             listener.deliver(Resync(reason or "The session's runner closed."))
         self.listeners.clear()
+        with suppress(Exception):
+            await report_state(self.session_id, upstream="closed", connected_at="")
+            await report_tabs(self.session_id, ())
 
     # -- runs ------------------------------------------------------------------------------------
 
@@ -259,6 +320,12 @@ class SessionRunner:
             kind = "output" if action == "tool_output" else "approval"
             problem = self.answer(call_id, kind, message)
             return ("answer_refused", problem) if problem else None
+        if action == "rotate":
+            return self.rotate_now()
+        if action == "drop":
+            return self.drop_upstream()
+        if action == "inspect":
+            return None
         if not self.submit(message):
             return "busy", "A run is in progress: wait for it, or stop it."
         return None
@@ -286,14 +353,38 @@ class SessionRunner:
     async def rotate_if_due(self, fields: dict[str, Any], context: list[Item]) -> bool:
         if self.transport is not self.websocket:
             return False
+        max_age = 0.0 if self._rotate_due else settings.ROTATE_AFTER_SECONDS
         try:
-            return await self.websocket.rotate(fields, context, settings.ROTATE_AFTER_SECONDS)
+            rotated = await self.websocket.rotate(fields, context, max_age)
         except UpstreamError as exc:
             # The old socket still works; the next step boundary tries again.
             log.warning("Rotation of session %s failed: %s", self.session_id, exc)
             return False
+        if rotated:
+            self._rotate_due = False
+            self.report()
+        return rotated
 
-    async def _prewarm(self) -> None:
+    def rotate_now(self) -> tuple[str, str] | None:
+        """Staff: replace the upstream socket (make-before-break): now if idle, else at the
+        run's next step boundary."""
+        if self.transport is not self.websocket or not self.websocket.connected:
+            return "no_socket", "The session has no upstream socket to rotate."
+        self._rotate_due = True
+        if not self.busy and self._warm_task is None:
+            self._warm_task = asyncio.create_task(self._prewarm(rotate=True))
+        return None
+
+    def drop_upstream(self) -> tuple[str, str] | None:
+        """Staff: abort the upstream socket, to watch the recovery rules at work."""
+        if self.transport is not self.websocket or not self.websocket.connected:
+            return "no_socket", "The session has no upstream socket to drop."
+        self.websocket.discard()
+        self.publish(Notice("The upstream connection was dropped by staff."))
+        self.report()
+        return None
+
+    async def _prewarm(self, rotate: bool = False) -> None:
         try:
             session = await Session.objects.aget(pk=self.session_id)
             if session.transport == "http" or self.prefer_http:
@@ -301,6 +392,9 @@ class SessionRunner:
             tools = [tool async for tool in session.tools.all()]
             fields = session.request_fields(tools)
             items = await transcript.context(self.session_id)
+            if rotate:
+                await asyncio.wait_for(self.rotate_if_due(fields, items), PREWARM_TIMEOUT)
+                return
             turn = await asyncio.wait_for(self.websocket.prewarm(fields, items), PREWARM_TIMEOUT)
             if turn is not None and turn.response_id:
                 step = transcript.new_step(session, turn.metrics, turn.response_id, "completed")
@@ -391,6 +485,7 @@ class SessionRunner:
 
 RUNNERS: dict[str, SessionRunner] = {}
 FOLLOWED: dict[str, Follower] = {}
+_reports: set[asyncio.Task[None]] = set()  # the inspector's reports, kept until done
 _claims: dict[str, asyncio.Lock] = {}
 
 
@@ -410,6 +505,7 @@ async def attach(session_id: str, listener: Listener) -> SessionRunner | None:
     if follower is None:
         follower = FOLLOWED[session_id] = Follower(session_id, holder)
     follower.listeners.add(listener)
+    follower.report()
     return None
 
 
@@ -418,8 +514,9 @@ def detach(session_id: str, listener: Listener) -> None:
     if runner is not None and listener in runner.listeners:
         runner.detach(listener)
     follower = FOLLOWED.get(session_id)
-    if follower is not None:
+    if follower is not None and listener in follower.listeners:
         follower.listeners.discard(listener)
+        follower.report()
         if not follower.listeners:
             follower.stop()
 
@@ -488,6 +585,12 @@ class Follower:
         if FOLLOWED.get(self.session_id) is self:
             del FOLLOWED[self.session_id]
 
+    def report(self) -> None:
+        """This process's sockets on the session, for the inspector (in the background)."""
+        task = asyncio.create_task(report_tabs(self.session_id, set(self.listeners)))
+        _reports.add(task)
+        task.add_done_callback(_reports.discard)
+
     async def _watch(self) -> None:
         interval = settings.LEASE_SECONDS / 3
         while True:
@@ -495,6 +598,7 @@ class Follower:
             try:
                 redis = redis_client()
                 await redis.set(presence_key(self.session_id), "1", px=int(interval * 3000))
+                await report_tabs(self.session_id, set(self.listeners))
                 holder = await leases().holder(self.session_id)
                 if holder is None:
                     runner = await claim(self.session_id)
@@ -556,7 +660,12 @@ async def _serve_mailbox(name: str) -> None:
                 str(message.get("message", "")),
                 str(message.get("call_id", "")),
             )
-        reply = {"type": "runner.reply", "problem": list(problem) if problem else None}
+        reply: dict[str, Any] = {
+            "type": "runner.reply",
+            "problem": list(problem) if problem else None,
+        }
+        if runner is not None and message.get("action") == "inspect":
+            reply["inspection"] = runner.inspection(int(message.get("since") or 0))
         with suppress(Exception):
             await layer.send(str(message["reply_to"]), reply)
 
@@ -577,3 +686,28 @@ async def send_command(session_id: str, reply_to: str, action: str, **fields: st
     }
     await layer.send(holder.split()[0], message)
     return True
+
+
+async def ask_runner(session_id: str, action: str, **fields: str) -> dict[str, Any] | None:
+    """Staff: run ``action`` (inspect, rotate, drop, stop) on the session's runner, in this
+    process or the one holding its lease; its reply (``problem``, ``inspection``), or None
+    when no process runs the session."""
+    runner = RUNNERS.get(session_id)
+    if runner is not None:
+        problem = runner.command(action)
+        reply: dict[str, Any] = {"problem": list(problem) if problem else None}
+        if action == "inspect":
+            reply["inspection"] = runner.inspection(int(fields.get("since") or 0))
+        return reply
+    if not settings.REDIS_URL:
+        return None
+    layer = get_channel_layer()
+    assert layer is not None
+    reply_to = await layer.new_channel()
+    if not await send_command(session_id, reply_to, action, **fields):
+        return None
+    try:
+        answer: dict[str, Any] = await asyncio.wait_for(layer.receive(reply_to), ASK_TIMEOUT)
+    except TimeoutError:
+        return None
+    return answer

@@ -21,6 +21,8 @@ TTL_SECONDS = 24 * 3600
 class ContextStore(Protocol):
     async def get(self, session_id: str) -> dict[str, str]: ...
 
+    async def get_many(self, session_ids: list[str]) -> list[dict[str, str]]: ...
+
     async def update(self, session_id: str, **values: str) -> None: ...
 
 
@@ -30,6 +32,9 @@ class MemoryContextStore:
 
     async def get(self, session_id: str) -> dict[str, str]:
         return dict(self._data.get(session_id, {}))
+
+    async def get_many(self, session_ids: list[str]) -> list[dict[str, str]]:
+        return [dict(self._data.get(session_id, {})) for session_id in session_ids]
 
     async def update(self, session_id: str, **values: str) -> None:
         self._data.setdefault(session_id, {}).update(values)
@@ -42,6 +47,14 @@ class RedisContextStore:
     async def get(self, session_id: str) -> dict[str, str]:
         values = await self._redis.hgetall(KEY_PREFIX + session_id)
         return {str(k): str(v) for k, v in values.items()}
+
+    async def get_many(self, session_ids: list[str]) -> list[dict[str, str]]:
+        """Many sessions' state in one round trip (the inspector's list)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for session_id in session_ids:
+                pipe.hgetall(KEY_PREFIX + session_id)
+            found = await pipe.execute()
+        return [{str(k): str(v) for k, v in values.items()} for values in found]
 
     async def update(self, session_id: str, **values: str) -> None:
         key = KEY_PREFIX + session_id

@@ -104,6 +104,12 @@ class StepMetrics:
     previous_response_id: str = ""
 
 
+class FrameRecorder(Protocol):
+    """Where a session's upstream frames are noted for the inspector (agents/inspection.py)."""
+
+    def record(self, direction: str, kind: str, sequence: Any, raw: str | bytes) -> None: ...
+
+
 class ChainHolder(Protocol):
     """Where a transport keeps its chain: the socket (WebSocket) or the session (HTTP)."""
 
@@ -141,6 +147,7 @@ class UpstreamTurn:
     output: list[Item] = field(default_factory=list)
     terminal: Event | None = None
     created_id: str = ""
+    recorder: FrameRecorder | None = None
     _sent_at: float = 0.0
 
     def request(self, generate: bool, *, chain: bool = True) -> dict[str, Any]:
@@ -161,6 +168,8 @@ class UpstreamTurn:
     def sent(self, payload: str) -> None:
         self.metrics.bytes_sent = len(payload.encode())
         self._sent_at = time.monotonic()
+        if self.recorder is not None:
+            self.recorder.record("out", "response.create", None, payload)
 
     def frames(self) -> AsyncIterator[bytes | str]:
         raise NotImplementedError
@@ -173,6 +182,8 @@ class UpstreamTurn:
                 continue  # a garbage frame is skipped, as Codex does
             if not isinstance(event, dict):
                 continue
+            if self.recorder is not None:
+                self.recorder.record("in", event.get("type", ""), event.get("sequence_number"), raw)
             self._observe(event)
             yield event
             if self.terminal is not None:
@@ -265,6 +276,7 @@ class UpstreamSession:
         self.client = shared_client(base_url, api_key)
         self.socket: UpstreamSocket | None = None
         self.sockets_opened = 0
+        self.recorder: FrameRecorder | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -304,7 +316,7 @@ class UpstreamSession:
             if self.socket is None:
                 self.socket = await self._open()
             socket = self.socket
-            turn = SocketTurn(socket, fields, context, socket=socket)
+            turn = SocketTurn(socket, fields, context, recorder=self.recorder, socket=socket)
             try:
                 await turn.send(generate)
                 yield turn
@@ -333,7 +345,7 @@ class UpstreamSession:
             return False
         async with self._lock:
             fresh = await self._open()
-            warm = SocketTurn(fresh, fields, context, socket=fresh)
+            warm = SocketTurn(fresh, fields, context, recorder=self.recorder, socket=fresh)
             try:
                 await warm.send(generate=False)
                 async for _ in warm:

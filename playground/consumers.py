@@ -1,6 +1,7 @@
-"""The browser's socket to a session: authorise, validate frames, follow the session's feed.
+"""The browser's sockets to a session: follow its feed (:class:`FeedConsumer`), and the owner's
+tab, which also sends commands (:class:`SessionConsumer`; the share viewer is in ``viewer``).
 
-On connect (and whenever it must resync) the socket sends one snapshot: the durable transcript,
+On connect (and whenever it must resync) a socket sends one snapshot: the durable transcript,
 then the in-flight log, then it follows the feed live, so a tab that reconnects at any moment
 shows exactly the server's transcript. The feed comes straight from the runner when this process
 runs the session, else in batches through the channel layer; commands go to the runner, here or
@@ -31,10 +32,15 @@ log = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403  # 4xxx: htmx's ws extension does not reconnect after it
 CLOSE_RETRY = 1013  # "try again later": htmx reconnects after a jittered backoff
+CLOSE_RESTART = 1012  # "service restart": htmx reconnects too
 REPLY_TIMEOUT = 5.0
 
 
-class SessionConsumer(AsyncWebsocketConsumer):
+class FeedConsumer(AsyncWebsocketConsumer):
+    """A socket that shows a session: a snapshot, then the live feed, resynced when needed.
+    Subclasses authorise in ``connect`` and then call :meth:`follow`."""
+
+    read_only: bool = False  # a viewer's socket: no commands, and no controls in its fragments
     session_id = ""
     runner: SessionRunner | None = None  # this process runs the session
     outbox: Outbox | None = None
@@ -45,22 +51,12 @@ class SessionConsumer(AsyncWebsocketConsumer):
     _resync_task: asyncio.Task[None] | None = None
     _catch_up_again = False
     _early: list[dict[str, Any]] | None = None  # batches that came during a sync
-    _unanswered: asyncio.TimerHandle | None = None
 
-    async def connect(self) -> None:
-        session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
-        browser = self.scope.get("session")
-        sessions = visible_sessions(
-            self.scope.get("user"), browser.session_key if browser else None
-        )
-        # Accept, then close with 4403: a close before accept is an HTTP 403 that browsers
-        # report as 1006, which htmx retries forever.
-        await self.accept()
-        if not await sessions.filter(pk=session_id).aexists():
-            await self.close(code=CLOSE_FORBIDDEN, reason="This session is not yours.")
-            return
+    async def follow(self, session_id: str) -> None:
+        """Start showing the session (once authorised and accepted)."""
         self.session_id = session_id
-        self.outbox = Outbox(self.send, overflow=lambda: self._resync("slow"))
+        render_event = render.viewer_event_html if self.read_only else render.event_html
+        self.outbox = Outbox(self.send, lambda: self._resync("slow"), render_event)
         await self._catch_up()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -137,10 +133,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if head is None:  # the log is gone: the database as it is, no guessing
             running = bool((await context_store().get(self.session_id)).get("running"))
             rows = await render.durable_rows(self.session_id, None, None)
-            return render.snapshot(rows, [], running)
+            return render.snapshot(rows, [], running, self.read_only)
         open_run = head.turn if head.running else None
         rows = await render.durable_rows(self.session_id, head.base, open_run)
-        return render.snapshot(rows, [event for _, event in snap.events], head.running)
+        events = [event for _, event in snap.events]
+        return render.snapshot(rows, events, head.running, self.read_only)
 
     def _resync(self, reason: str) -> None:
         log.debug("Socket on session %s resyncs: %s", self.session_id, reason)
@@ -181,6 +178,41 @@ class SessionConsumer(AsyncWebsocketConsumer):
             if seq > self.seq:
                 self.outbox.put_event(event)
                 self.seq = seq
+
+    async def session_changed(self, message: dict[str, Any]) -> None:
+        """Group message from a view: the settings or tools changed (on any page or tab)."""
+        if self.outbox is not None:
+            self.outbox.put(render.notice(str(message.get("text", "")), "info", "changed"))
+        if self.runner is not None:
+            self.runner.warm()
+
+    async def session_close(self, message: dict[str, Any]) -> None:
+        """Group message from the inspector: staff closes every socket on the session. 1012
+        ("service restart"): htmx reconnects, so the page comes back through a fresh sync."""
+        if self.outbox is not None:
+            self.outbox.put(render.notice(str(message.get("reason", "")), "info", "closed"))
+        await self.close(code=CLOSE_RESTART)
+
+
+class SessionConsumer(FeedConsumer):
+    """The owner's tab: follows the session and sends its commands (send, stop, answers)."""
+
+    read_only = False
+    _unanswered: asyncio.TimerHandle | None = None  # a command sent to another process
+
+    async def connect(self) -> None:
+        session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
+        browser = self.scope.get("session")
+        sessions = visible_sessions(
+            self.scope.get("user"), browser.session_key if browser else None
+        )
+        # Accept, then close with 4403: a close before accept is an HTTP 403 that browsers
+        # report as 1006, which htmx retries forever.
+        await self.accept()
+        if not await sessions.filter(pk=session_id).aexists():
+            await self.close(code=CLOSE_FORBIDDEN, reason="This session is not yours.")
+            return
+        await self.follow(session_id)
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -233,10 +265,3 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.outbox.put(render.notice(text, level, code))
         if code == "moved":
             self._resync(code)
-
-    async def session_changed(self, message: dict[str, Any]) -> None:
-        """Group message from a view: the settings or tools changed (on any page or tab)."""
-        if self.outbox is not None:
-            self.outbox.put(render.notice(str(message.get("text", "")), "info", "changed"))
-        if self.runner is not None:
-            self.runner.warm()

@@ -96,3 +96,20 @@ class ToolForm(forms.ModelForm):  # type: ignore[type-arg]
         self.instance.session = self.session
         tool: Tool = super().save(commit=commit)
         return tool
+
+
+class ShareLinkForm(forms.Form):
+    label = forms.CharField(
+        required=False, max_length=100, help_text="To tell your links apart (only you see it)."
+    )
+    expiry = forms.ChoiceField(
+        choices=[("1h", "1 hour"), ("1d", "1 day"), ("7d", "7 days"), ("never", "Never")],
+        initial="1d",
+    )
+    include_instructions = forms.BooleanField(
+        required=False, help_text="Show the session's instructions to whoever opens the link."
+    )
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="A session exported from this playground (JSON).")

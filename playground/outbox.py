@@ -27,9 +27,15 @@ LIMIT_BYTES = 2 * 1024 * 1024
 
 
 class Outbox:
-    def __init__(self, send: Send, overflow: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        send: Send,
+        overflow: Callable[[], None],
+        render_event: Callable[[RunEvent], str] = render.event_html,
+    ) -> None:
         self._send = send
         self._overflow = overflow
+        self._render_event = render_event  # a viewer's renders no controls
         # (delta key, text parts) for a text delta; (None, [html]) for a ready fragment.
         self._pending: list[tuple[str | None, list[str]]] = []
         self._bytes = 0
@@ -64,7 +70,7 @@ class Outbox:
                 self._pending.append((event.key, [event.text]))
             self._added(len(event.text))
         else:
-            self.put(render.event_html(event))
+            self.put(self._render_event(event))
 
     @property
     def backlog(self) -> tuple[int, int]:

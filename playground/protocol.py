@@ -75,3 +75,12 @@ def _answer(name: str, frame: dict[str, object]) -> Action:
     if not isinstance(output, str):
         raise FrameError("invalid_frame", "A tool output must be text.")
     return Action(name, output, call_id)
+
+
+def ack_count(text: str | None, data: bytes | None) -> int | None:
+    """The count of a valid ack frame, else None: all a read-only socket accepts."""
+    try:
+        action = parse_frame(text, data)
+    except FrameError:
+        return None
+    return action.received if action.name == "ack" else None

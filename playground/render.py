@@ -101,12 +101,12 @@ async def durable_rows(session_id: str, below: int | None, open_run: int | None)
     return transcript_rows([item async for item in items], steps, open_run)
 
 
-def snapshot(rows: list[Any], events: list[RunEvent], busy: bool) -> str:
+def snapshot(rows: list[Any], events: list[RunEvent], busy: bool, read_only: bool = False) -> str:
     """Bring a (re)connected page to the server's state: the durable transcript replaces the
     page's, then the in-flight log replays on top of it."""
-    replay = "".join(event_html(event) for event in events)
+    replay = "".join(event_html(event, read_only) for event in events)
     waiting = '<div id="waiting" hx-swap-oob="true"></div>'
-    return partial("transcript", rows=rows, oob=True) + waiting + status(busy) + replay
+    return partial("transcript", rows=rows, oob=True) + waiting + status(busy, read_only) + replay
 
 
 def append(html: str) -> str:
@@ -121,16 +121,18 @@ def notice(message: str, level: str = "info", code: str = "") -> str:
     return partial("notice", message=message, level=level, code=code)
 
 
-def status(busy: bool) -> str:
-    return partial("status", busy=busy, oob=True)
+def status(busy: bool, read_only: bool = False) -> str:
+    return partial("status", busy=busy, read_only=read_only, oob=True)
 
 
-def event_html(event: RunEvent) -> str:
-    """One runner event as the fragments that bring every open page up to date."""
+def event_html(event: RunEvent, read_only: bool = False) -> str:
+    """One runner event as the fragments that bring every open page up to date. A read-only
+    page (a share link's viewer) gets no controls: no stop button, composer or answer forms."""
     match event:
         case TurnStarted(user_item):
             row = item_row(user_item)
-            return append(partial("item", **row)) + status(True) + partial("composer", oob=True)
+            composer = "" if read_only else partial("composer", oob=True)
+            return append(partial("item", **row)) + status(True, read_only) + composer
         case ItemStarted(key, kind, label):
             return append(partial("live", key=key, kind=kind, label=label))
         case TextDelta(key, text):
@@ -141,7 +143,8 @@ def event_html(event: RunEvent) -> str:
             return append(partial("item", **item_row(item)))
         case CallWaiting(call_id, name, arguments, kind):
             call = {"call_id": call_id, "name": name, "arguments": arguments, "kind": kind}
-            return f'<div hx-swap-oob="beforeend:#waiting">{partial("waiting", call=call)}</div>'
+            waiting = partial("waiting", call=call, read_only=read_only)
+            return f'<div hx-swap-oob="beforeend:#waiting">{waiting}</div>'
         case CallResolved(call_id):
             return f'<div id="call-{escape(call_id)}" hx-swap-oob="delete"></div>'
         case StepDone(step):
@@ -151,7 +154,13 @@ def event_html(event: RunEvent) -> str:
             chart = (
                 append(partial("waterfall", row={"waterfall": waterfall(steps)})) if steps else ""
             )
-            return chart + status(False) + (notice(message, level, state) if message else "")
+            ended = status(False, read_only)
+            return chart + ended + (notice(message, level, state) if message else "")
         case Notice(message):
             return notice(message)
     raise TypeError(f"Unknown run event {event!r}")
+
+
+def viewer_event_html(event: RunEvent) -> str:
+    """:func:`event_html` for a read-only viewer socket."""
+    return event_html(event, read_only=True)

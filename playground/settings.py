@@ -156,6 +156,11 @@ TOOL_HTTP_ALLOWED_HOSTS = env_list("TOOL_HTTP_ALLOWED_HOSTS", [])
 TOOL_OUTPUT_LIMIT = env_int("TOOL_OUTPUT_LIMIT", 20_000)
 TOOL_TIMEOUT_SECONDS = env_float("TOOL_TIMEOUT_SECONDS", 15.0)
 
+# Share links: after SHARE_GUESS_LIMIT failed token lookups (unknown, revoked or expired) from
+# one client address, every lookup from it answers 429 for the rest of the window.
+SHARE_GUESS_LIMIT = env_int("SHARE_GUESS_LIMIT", 20)
+SHARE_GUESS_WINDOW_SECONDS = env_int("SHARE_GUESS_WINDOW_SECONDS", 60)
+
 # Browser frames larger than this are refused with an error fragment (the socket stays open).
 MAX_FRAME_BYTES = 1024 * 1024
 

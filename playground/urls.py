@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
-from django.urls import path
+from django.urls import include, path
 
 from playground import views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("sessions/new/", views.session_new, name="session-new"),
+    path("sessions/import/", views.session_import, name="session-import"),
     path("sessions/<uuid:session_id>/", views.session_detail, name="session"),
     path("sessions/<uuid:session_id>/settings/", views.session_settings, name="session-settings"),
     path("sessions/<uuid:session_id>/tools/", views.tool_save, name="tool-new"),
@@ -18,6 +19,16 @@ urlpatterns = [
         views.tool_delete,
         name="tool-delete",
     ),
+    path("sessions/<uuid:session_id>/export/", views.session_export, name="session-export"),
+    path("sessions/<uuid:session_id>/share/", views.share_create, name="share-new"),
+    path(
+        "sessions/<uuid:session_id>/share/<int:link_id>/revoke/",
+        views.share_revoke,
+        name="share-revoke",
+    ),
+    path("s/<str:token>/", views.share_view, name="share-view"),
+    # Before the admin's own URLs, which would answer 404 for these.
+    path("admin/inspector/", include("playground.inspector.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -5,15 +5,18 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from agents.models import Item, Session, Step, Tool
+from agents.models import Item, Session, ShareLink, Step, Tool
 from agents.simulator.model import SCENARIOS
 from agents.store import context_store
+from playground import exchange, share
 from playground.access import visible_sessions
-from playground.forms import SessionSettingsForm, ToolForm
+from playground.forms import ImportForm, SessionSettingsForm, ShareLinkForm, ToolForm
 from playground.render import transcript_rows
 
 
@@ -34,14 +37,52 @@ def _announce(session: Session, text: str) -> None:
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
+    return _home(request, ImportForm())
+
+
+def _home(
+    request: HttpRequest, import_form: ImportForm, import_error: str = "", status: int = 200
+) -> HttpResponse:
     context = {
         "sessions": visible_sessions(request.user, request.session.session_key)[:50],
         "embedded": settings.UPSTREAM_IS_EMBEDDED,
         "base_url": request.build_absolute_uri("/v1"),
         "upstream": settings.UPSTREAM_BASE_URL,
         "scenarios": SCENARIOS,
+        "import_form": import_form,
+        "import_error": import_error,
     }
-    return render(request, "home.html", context)
+    return render(request, "home.html", context, status=status)
+
+
+@require_POST
+def session_import(request: HttpRequest) -> HttpResponse:
+    """A session file (see ``exchange``) becomes a new session of this browser or user."""
+    form = ImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _home(request, form, "Choose a session file (JSON) to import.", 400)
+    upload = form.cleaned_data["file"]
+    if upload.size > exchange.MAX_BYTES:
+        limit = exchange.MAX_BYTES // (1024 * 1024)
+        return _home(request, form, f"The file is larger than {limit} MiB.", 400)
+    try:
+        imported = exchange.parse(upload.read())
+    except exchange.ExchangeError as error:
+        return _home(request, form, error.message, error.status)
+    owner = request.user if request.user.is_authenticated else None
+    session = exchange.save(imported, owner, "" if owner else _browser_key(request))
+    return redirect("session", session.pk)
+
+
+@require_GET
+async def session_export(request: HttpRequest, session_id: str) -> HttpResponse:
+    user = await request.auser()
+    queryset = visible_sessions(user, request.session.session_key)
+    session = await aget_object_or_404(queryset, pk=session_id)
+    data = await exchange.export_session(session)
+    response = JsonResponse(data, json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="session-{session.pk}.json"'
+    return response
 
 
 @require_POST
@@ -64,8 +105,10 @@ async def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     steps = {step.pk: step async for step in Step.objects.filter(session=session)}
     hot = await context_store().get(str(session.pk))
     tools = [tool async for tool in Tool.objects.filter(session=session)]
+    links = [link async for link in ShareLink.objects.filter(session=session)]
     context = {
         **tools_context(session, tools),
+        **share_context(session, links),
         "session": session,
         "rows": transcript_rows(items, steps),
         "form": SessionSettingsForm(instance=session),
@@ -141,3 +184,113 @@ def tool_delete(request: HttpRequest, session_id: str, tool_id: int) -> HttpResp
     get_object_or_404(Tool, pk=tool_id, session=session).delete()
     _announce(session, "Tool deleted: the next turn goes without it.")
     return _tools_panel(request, session)
+
+
+# -- share links -----------------------------------------------------------------------------------
+
+# On every answer to /s/<token>/: the token must not leak through a Referer or a search index,
+# nor stay in a shared cache.
+SHARE_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Cache-Control": "no-store",
+}
+NOT_SHARED = "This link does not open a session: it may be mistyped, revoked or expired.\n"
+GUESSING = "Too many links that open nothing from your address; wait a minute, then try again.\n"
+
+
+async def _own_session(request: HttpRequest, session_id: str) -> Session:
+    user = await request.auser()
+    queryset = visible_sessions(user, request.session.session_key)
+    return await aget_object_or_404(queryset, pk=session_id)
+
+
+def share_context(
+    session: Session,
+    links: list[ShareLink],
+    form: ShareLinkForm | None = None,
+    created_url: str = "",
+) -> dict[str, Any]:
+    """The share panel: the owner's links with their state, the form, a new link's URL once."""
+    now = timezone.now()
+    rows = [{"link": link, "state": share.state(link, now)} for link in links]
+    return {
+        "session": session,
+        "share_links": rows,
+        "share_form": form or ShareLinkForm(),
+        "created_url": created_url,
+    }
+
+
+async def _share_panel(
+    request: HttpRequest, session: Session, form: ShareLinkForm | None = None, created_url: str = ""
+) -> HttpResponse:
+    links = [link async for link in ShareLink.objects.filter(session=session)]
+    context = share_context(session, links, form, created_url)
+    response = render(request, "playground/session.html#share", context)
+    response["Cache-Control"] = "no-store"  # it may hold a new link's token
+    if form is not None:
+        response.status_code = 422
+    return response
+
+
+@require_POST
+async def share_create(request: HttpRequest, session_id: str) -> HttpResponse:
+    session = await _own_session(request, session_id)
+    form = ShareLinkForm(request.POST)
+    if not form.is_valid():
+        return await _share_panel(request, session, form)
+    _link, token = await share.create_link(
+        session,
+        label=form.cleaned_data["label"],
+        include_instructions=form.cleaned_data["include_instructions"],
+        expiry=form.cleaned_data["expiry"],
+    )
+    url = request.build_absolute_uri(reverse("share-view", args=[token]))
+    return await _share_panel(request, session, created_url=url)
+
+
+@require_POST
+async def share_revoke(request: HttpRequest, session_id: str, link_id: int) -> HttpResponse:
+    session = await _own_session(request, session_id)
+    link = await aget_object_or_404(ShareLink, pk=link_id, session=session)
+    await share.revoke(link.pk)
+    return await _share_panel(request, session)
+
+
+def _share_answer(status: int, body: str) -> HttpResponse:
+    """The same answer for every token that opens nothing: it must not tell them apart."""
+    response = HttpResponse(body, status=status, content_type="text/plain; charset=utf-8")
+    for name, value in SHARE_HEADERS.items():
+        response[name] = value
+    # Django logs every 4xx with its path, and the path holds the token: never log it.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
+
+
+@require_GET
+async def share_view(request: HttpRequest, token: str) -> HttpResponse:
+    """The read-only page of a shared session; its socket follows runs live."""
+    try:
+        link = await share.lookup(token, str(request.META.get("REMOTE_ADDR", "unknown")))
+    except share.GuessingLimited:
+        return _share_answer(429, GUESSING)
+    if link is None:
+        return _share_answer(404, NOT_SHARED)
+    await share.record_view(link)
+    session = link.session
+    items = [item async for item in Item.objects.filter(session=session).order_by("position")]
+    steps = {step.pk: step async for step in Step.objects.filter(session=session)}
+    hot = await context_store().get(str(session.pk))
+    context = {
+        "session": session,
+        "instructions": session.instructions if link.include_instructions else "",
+        "rows": transcript_rows(items, steps),
+        "busy": bool(hot.get("running")),
+        "read_only": True,
+        "socket_path": f"/ws/share/{token}/",
+    }
+    response = render(request, "playground/viewer.html", context)
+    for name, value in SHARE_HEADERS.items():
+        response[name] = value
+    return response

@@ -9,6 +9,15 @@
   document.addEventListener("htmx:wsOpen", function () {
     received = 0;
   });
+  // A text delta is <template hx-swap-oob="beforeend:#live-…-text">text</template>: a template
+  // parses anywhere, but htmx inserts an out-of-band element's child nodes, and a template keeps
+  // its parsed nodes in .content instead: move them in, or the text never shows while it streams.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var fragment = event.detail.fragment;
+    if (fragment instanceof HTMLTemplateElement) {
+      fragment.appendChild(fragment.content);
+    }
+  });
   document.addEventListener("htmx:wsAfterMessage", function (event) {
     received += 1;
     if (received % ACK_EVERY === 0) {

@@ -178,9 +178,11 @@ async def reconnects(bench: Stack, sizes: Sizes, seed: int) -> Outcome:
                 for turn in range(sizes.resume_turns):
                     await follower.tab.send(f"/chat {sizes.resume_tokens} tide tables {turn}")
                     await follower.until(busy=True)
-                    while follower.page.busy and len(observations) < sizes.resume_reconnects:
-                        base = rng.choice(bases)
-                        observations.append(await reconnect_once(browser, base, session_id, rng))
+                    with bench.playground.phase("reconnects"):
+                        while follower.page.busy and len(observations) < sizes.resume_reconnects:
+                            base = rng.choice(bases)
+                            observed = await reconnect_once(browser, base, session_id, rng)
+                            observations.append(observed)
                     await follower.until(busy=False)
                     if len(observations) >= sizes.resume_reconnects:
                         break

@@ -1,0 +1,227 @@
+"""Export a session to its JSON file and import it back as a new session of the importer."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import AsyncClient
+
+from agents.models import Item, Session, Step, Tool
+from playground import exchange
+from tests.simserver import SimServer
+from tests.tabs import new_browser, new_session
+from tests.test_agent_loop import research_session, run
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
+
+UseUpstream = Callable[[SimServer], SimServer]
+
+
+def browser_client(browser: str) -> AsyncClient:
+    client = AsyncClient()
+    client.cookies["sessionid"] = browser
+    return client
+
+
+async def export(browser: str, session: Session) -> dict[str, Any]:
+    response = await browser_client(browser).get(f"/sessions/{session.pk}/export/")
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == f'attachment; filename="session-{session.pk}.json"'
+    data: dict[str, Any] = json.loads(response.content)
+    return data
+
+
+async def upload(browser: str, content: bytes) -> Any:
+    file = SimpleUploadedFile("session.json", content, content_type="application/json")
+    return await browser_client(browser).post("/sessions/import/", {"file": file})
+
+
+async def imported_session(response: Any) -> Session:
+    assert response.status_code == 302, response.content.decode()
+    match = re.fullmatch(r"/sessions/([0-9a-f-]{36})/", response["Location"])
+    assert match, response["Location"]
+    return await Session.objects.aget(pk=match.group(1))
+
+
+def without_time(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if key != "exported"}
+
+
+def minimal(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "format": exchange.FORMAT,
+        "version": exchange.VERSION,
+        "session": {"title": "Imported", "model": "sim"},
+        "tools": [],
+        "steps": [],
+        "items": [
+            {"position": 0, "data": {"type": "message", "role": "user", "content": "hi"}},
+        ],
+    }
+    data.update(overrides)
+    return data
+
+
+async def test_a_20_step_session_round_trips_with_identical_transcript_and_settings(
+    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+) -> None:
+    use_upstream(start_sim("--seed", "5"))
+    session, browser = await research_session(
+        20, title="Tides", instructions="Be brief.", store=True
+    )
+    await run(session, browser, "/research 20 tide tables of the Atlantic coast")
+    data = await export(browser, session)
+    assert (data["format"], data["version"]) == ("agent-playground.session", 1)
+    assert len(data["steps"]) == 22  # the warm-up and 21 model steps
+    assert sum(1 for item in data["items"] if item["data"]["type"] == "function_call") == 20
+    assert data["tools"][0]["mock_output"].startswith("Notes on {{query}}")
+
+    importer = await new_browser()
+    copy = await imported_session(await upload(importer, json.dumps(data).encode()))
+    assert copy.pk != session.pk
+    assert (copy.owner_id, copy.browser_key) == (None, importer)
+    # Exported again, the copy is the same file: items (data, status, in_context, position and
+    # step), tools with every field, settings, and every step's metrics.
+    assert without_time(await export(importer, copy)) == without_time(data)
+    originals = [i async for i in Item.objects.filter(session=session).order_by("position")]
+    copied = Item.objects.filter(session=copy).select_related("step").order_by("position")
+    copies = [i async for i in copied]
+    assert [(i.position, i.data, i.status, i.in_context) for i in copies] == [
+        (i.position, i.data, i.status, i.in_context) for i in originals
+    ]
+    assert all(i.step is None or i.step.session_id == copy.pk for i in copies)
+    assert await Step.objects.filter(session=copy).acount() == 22
+    # Nobody else sees the copy; its owner does.
+    assert (await browser_client(browser).get(f"/sessions/{copy.pk}/")).status_code == 404
+    assert (await browser_client(importer).get(f"/sessions/{copy.pk}/")).status_code == 200
+
+
+async def test_a_logged_in_user_owns_the_import(django_user_model: Any) -> None:
+    user = await django_user_model.objects.acreate_user(username="ada", password="pw-ada-123")
+    client = AsyncClient()
+    await client.aforce_login(user)
+    file = SimpleUploadedFile("s.json", json.dumps(minimal()).encode())
+    copy = await imported_session(await client.post("/sessions/import/", {"file": file}))
+    assert copy.owner_id == user.pk
+    assert copy.browser_key == ""
+
+
+async def test_only_the_owner_can_export() -> None:
+    browser = await new_browser()
+    session = await new_session(browser)
+    stranger = await new_browser()
+    response = await browser_client(stranger).get(f"/sessions/{session.pk}/export/")
+    assert response.status_code == 404
+
+
+BAD_FILES: list[tuple[bytes, int, str]] = [
+    (b"{not json", 400, "not valid JSON"),
+    (b"\xff\xfe", 400, "not valid JSON"),
+    (b"[1, 2]", 400, "must hold a JSON object"),
+    (json.dumps(minimal(format="other")).encode(), 422, "Not a session export"),
+    (json.dumps(minimal(version=2)).encode(), 422, "Unsupported"),
+    (json.dumps(minimal(session={"title": "x", "model": ""})).encode(), 422, "session.model"),
+    (json.dumps(minimal(session={"id": "x", "model": "m"})).encode(), 422, "unknown field 'id'"),
+    (
+        json.dumps(minimal(session={"model": "m", "transport": "pigeon"})).encode(),
+        422,
+        "session.transport",
+    ),
+    (
+        json.dumps(minimal(session={"model": "m", "max_steps": 0})).encode(),
+        422,
+        "session.max_steps",
+    ),
+    (json.dumps(minimal(tools={"a": 1})).encode(), 422, '"tools" must be a list'),
+    (
+        json.dumps(minimal(tools=[{"name": "bad name!"}])).encode(),
+        422,
+        "tools[0].name",
+    ),
+    (
+        json.dumps(minimal(tools=[{"name": "t", "parameters": {"type": "string"}}])).encode(),
+        422,
+        "tools[0].parameters",
+    ),
+    (
+        json.dumps(minimal(tools=[{"name": "t", "mode": "builtin", "builtin": "rm"}])).encode(),
+        422,
+        "tools[0].builtin",
+    ),
+    (json.dumps(minimal(tools=[{"name": "t"}, {"name": "t"}])).encode(), 422, "same name"),
+    (
+        json.dumps(
+            minimal(items=[{"position": 0, "data": {"type": "message"}, "step": 0}])
+        ).encode(),
+        422,
+        "items[0].step",
+    ),
+    (
+        json.dumps(minimal(items=[{"position": -1, "data": {"type": "message"}}])).encode(),
+        422,
+        "items[0].position",
+    ),
+    (
+        json.dumps(
+            minimal(items=[{"position": 0, "data": {"type": "x"}, "status": "odd"}])
+        ).encode(),
+        422,
+        "items[0].status",
+    ),
+    (json.dumps(minimal(items=[{"position": 0, "data": []}])).encode(), 422, "items[0].data"),
+    (
+        json.dumps(
+            minimal(
+                items=[{"position": 1, "data": {"type": "a"}}, {"position": 1, "data": {"b": 1}}]
+            )
+        ).encode(),
+        422,
+        "same position",
+    ),
+    (json.dumps(minimal(steps=[{"mode": "turbo"}])).encode(), 422, "steps[0].mode"),
+]
+
+
+@pytest.mark.parametrize(("content", "status", "message"), BAD_FILES)
+async def test_a_bad_file_is_refused_with_the_reason_and_creates_nothing(
+    content: bytes, status: int, message: str
+) -> None:
+    browser = await new_browser()
+    response = await upload(browser, content)
+    assert response.status_code == status
+    assert message in html.unescape(response.content.decode())
+    assert not await Session.objects.aexists()
+    assert not await Tool.objects.aexists()
+
+
+async def test_a_file_over_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exchange, "MAX_BYTES", 100)
+    response = await upload(await new_browser(), json.dumps(minimal()).encode() + b" " * 100)
+    assert response.status_code == 400
+    assert "larger than" in response.content.decode()
+    assert not await Session.objects.aexists()
+
+
+async def test_no_file_is_a_clear_error() -> None:
+    response = await browser_client(await new_browser()).post("/sessions/import/", {})
+    assert response.status_code == 400
+    assert "Choose a session file" in response.content.decode()
+
+
+def test_parse_links_items_to_steps_by_index_never_by_id() -> None:
+    data = minimal(
+        steps=[{"mode": "warm", "socket": "fresh", "status": "completed", "ttft_ms": None}],
+        items=[{"position": 4, "data": {"type": "message"}, "step": 0, "in_context": False}],
+    )
+    imported = exchange.parse(json.dumps(data).encode())
+    assert imported.session.pk is not None  # a fresh UUID of its own, not one from the file
+    ((item, index),), (step,) = imported.items, imported.steps
+    assert (item.position, item.in_context, index) == (4, False, 0)
+    assert step._state.adding  # unsaved: no id until the import saves it
+    assert (step.mode, step.ttft_ms) == ("warm", None)

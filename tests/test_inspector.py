@@ -1,0 +1,240 @@
+"""The staff inspector: who may see it, what it shows live, and its audited actions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import User
+from django.test import AsyncClient
+
+from agents.models import Item, Step, Tool
+from agents.runner import RUNNERS
+from playground import share
+from playground.asgi import application
+from tests.simserver import SimServer
+from tests.tabs import ORIGIN, Tab, new_browser, new_session
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
+
+UseUpstream = Callable[[SimServer], SimServer]
+CALL_RE = re.compile(r'id="call-([^"]+)"')
+
+
+async def logged_in(staff: bool) -> AsyncClient:
+    user = await User.objects.acreate_user(
+        f"{'staff' if staff else 'someone'}-{await User.objects.acount()}", is_staff=staff
+    )
+    client = AsyncClient()
+    await client.aforce_login(user)
+    return client
+
+
+class Inspector:
+    """The inspector's socket, as its page opens it."""
+
+    def __init__(self, client: AsyncClient, path: str = "/ws/inspector/") -> None:
+        cookie = f"sessionid={client.cookies['sessionid'].value}"
+        headers = [(b"cookie", cookie.encode()), (b"origin", ORIGIN.encode())]
+        self.communicator = WebsocketCommunicator(application, path, headers=headers)
+        self.frames: list[str] = []
+
+    async def open(self) -> Inspector:
+        connected, _ = await self.communicator.connect(timeout=10)
+        assert connected
+        return self
+
+    async def until(self, pattern: str, wait: float = 20) -> str:
+        while True:
+            output = await self.communicator.receive_output(wait)
+            if output["type"] == "websocket.close":
+                raise ConnectionError(f"closed with {output.get('code')}")
+            frame = str(output["text"])
+            self.frames.append(frame)
+            if re.search(pattern, frame, re.DOTALL):
+                return frame
+
+    async def until_row(self, session_id: str, *parts: str, wait: float = 20) -> str:
+        """Frames until the session's row shows every one of ``parts``; returns the row."""
+        while True:
+            row = row_of(await self.until(rf'id="row-{session_id}"', wait), session_id)
+            if all(part in row for part in parts):
+                return row
+
+    async def close_code(self) -> int:
+        output = await self.communicator.receive_output(5)
+        assert output["type"] == "websocket.close", output
+        return int(output["code"])
+
+    async def close(self) -> None:
+        await self.communicator.disconnect()
+
+
+def row_of(frame: str, session_id: str) -> str:
+    match = re.search(rf'<tr id="row-{session_id}".*?</tr>', frame, re.DOTALL)
+    return match.group(0) if match else ""
+
+
+async def test_a_user_without_staff_rights_gets_no_inspector_page_and_no_socket() -> None:
+    session = await new_session(await new_browser())
+    for client in (AsyncClient(), await logged_in(staff=False)):
+        for path in ("/admin/inspector/", f"/admin/inspector/{session.pk}/"):
+            response = await client.get(path)
+            assert response.status_code == 302
+            assert response["Location"].startswith("/admin/login/")
+        response = await client.post(f"/admin/inspector/{session.pk}/action/", {"action": "drop"})
+        assert response.status_code in (302, 403)
+    outsider = await logged_in(staff=False)
+    for path in ("/ws/inspector/", f"/ws/inspector/{session.pk}/"):
+        socket = await Inspector(outsider, path).open()
+        assert await socket.close_code() == 4403
+    assert not await LogEntry.objects.aexists()
+
+
+async def test_the_list_follows_a_session_live_while_a_run_streams(
+    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+) -> None:
+    use_upstream(start_sim("--cost", "tokens_per_s=400"))
+    staff = await logged_in(staff=True)
+    page = await staff.get("/admin/inspector/")
+    assert page.status_code == 200
+    assert 'ws-connect="/ws/inspector/"' in page.content.decode()
+    browser = await new_browser()
+    session = await new_session(browser, title="Tide tables")
+    sid = str(session.pk)
+    inspector = await Inspector(staff).open()
+    tab = await Tab(sid, browser).open()
+    await tab.send("/chat 600 a reply the inspector watches")
+    # Live, without a reload: the run, its socket, its upstream connection, its process.
+    row = await inspector.until_row(
+        sid, 'data-state="running"', '<td class="sockets">1</td>', "connected · websocket"
+    )
+    assert "Tide tables" in row
+    assert '<td class="steps">0</td>' in row
+    # The run ends: one model step, the socket stays connected.
+    await inspector.until_row(sid, 'data-state="connected"', '<td class="steps">1</td>', wait=30)
+    await tab.close()
+    await inspector.until_row(sid, 'data-state="idle grace"', '<td class="sockets">0</td>')
+    # Filters: by state, by owner, by title.
+    await inspector.communicator.send_json_to({"state": "running", "owner": "", "q": ""})
+    assert sid not in await inspector.until(r'id="sessions"')
+    await inspector.communicator.send_json_to({"state": "", "owner": "anonymous", "q": "tide"})
+    assert sid in await inspector.until(r'id="sessions"')
+    await inspector.communicator.send_json_to({"state": "", "owner": "nobody", "q": ""})
+    assert sid not in await inspector.until(r'id="sessions"')
+    await inspector.close()
+
+
+async def test_dropping_the_upstream_mid_run_recovers_and_shows_the_new_connection_and_the_miss(
+    sim_server: SimServer, use_upstream: UseUpstream
+) -> None:
+    use_upstream(sim_server)
+    browser = await new_browser()
+    session = await new_session(browser)
+    schema = {"type": "object", "properties": {"query": {"type": "string"}}}
+    await Tool.objects.acreate(
+        session=session, name="lookup", parameters=schema, mode=Tool.Mode.MANUAL
+    )
+    sid = str(session.pk)
+    tab = await Tab(sid, browser).open()
+    await tab.send("/lookup tide tables for Brest")
+    waiting = await tab.until(r'class="waiting"')
+    call_id = CALL_RE.search(waiting).group(1)  # type: ignore[union-attr]
+    staff = await logged_in(staff=True)
+    detail = await Inspector(staff, f"/ws/inspector/{sid}/").open()
+    await detail.until(r'class="connections">1<')
+    # Mid-run (the run waits for a person), staff drops the upstream socket.
+    response = await staff.post(f"/admin/inspector/{sid}/action/", {"action": "drop"})
+    assert response.status_code == 302
+    await tab.until("dropped by staff")
+    answer = {"action": "tool_output", "call_id": call_id, "output": "High tide 06:05."}
+    await tab.send_frame(json.dumps(answer))
+    await tab.until(r'data-busy="false"')
+    # The run went on: its next step on a new connection, with the full context.
+    items = [i async for i in Item.objects.filter(session=session).order_by("position")]
+    assert [i.kind for i in items] == [
+        "message",
+        "function_call",
+        "function_call_output",
+        "message",
+    ]
+    assert all(i.status == "completed" for i in items)
+    steps = [s async for s in Step.objects.filter(session=session).order_by("id")]
+    assert [(s.mode, s.socket) for s in steps][-1] == ("create", "fresh")
+    frame = await detail.until(r'class="connections">2<')
+    assert "miss: full context: a new connection" in frame
+    assert "response.output_text.delta" in frame  # the frames of the new connection
+    entry = await LogEntry.objects.select_related("user").aget()
+    assert entry.user.is_staff
+    assert entry.object_id == sid
+    assert "Dropped the upstream socket (done)" in entry.change_message
+    page = (await staff.get(f"/admin/inspector/{sid}/")).content.decode()
+    assert "Dropped the upstream socket (done)" in page  # the audit log, on the page
+    await detail.close()
+    await tab.close()
+
+
+async def test_rotate_end_and_close_are_audited_and_done(
+    sim_server: SimServer, use_upstream: UseUpstream, settings: Any
+) -> None:
+    use_upstream(sim_server)
+    browser = await new_browser()
+    session = await new_session(browser)
+    sid = str(session.pk)
+    tab = await Tab(sid, browser).open()
+    await tab.turn("/chat 20 a first reply")
+    staff = await logged_in(staff=True)
+    before = len([c for c in sim_server.connections() if c["transport"] == "websocket"])
+    action = f"/admin/inspector/{sid}/action/"
+    # Rotate while idle: a new socket, warmed, replaces the old one; the next step is a delta.
+    await staff.post(action, {"action": "rotate"})
+    runner = RUNNERS[sid]
+    for _ in range(100):
+        if runner.websocket.sockets_opened == 2 and runner._warm_task is None:
+            break
+        await asyncio.sleep(0.05)
+    assert runner.websocket.sockets_opened == 2
+    await tab.turn("/chat 20 after the rotation")
+    last = await Step.objects.filter(session=session).alast()
+    assert last is not None
+    assert last.mode == "delta"
+    after = [c for c in sim_server.connections() if c["transport"] == "websocket"]
+    assert len(after) == before + 1
+    # The new connection was warmed with the whole context, then the step was a delta on it.
+    modes = [r["mode"] for r in sim_server.connection(str(after[-1]["id"]))["log"]]
+    assert modes == ["warm", "delta"]
+    # End the run when none runs: said, and audited with what happened.
+    await staff.post(action, {"action": "stop"})
+    # Close every browser socket: the tab is closed with "try again" (1012), so htmx reconnects.
+    await staff.post(action, {"action": "close_sockets"})
+    closed = await tab.close_output()
+    assert closed["code"] == 1012
+    # Revoke the share links: the active one goes; with none left, it says so.
+    link, _ = await share.create_link(session, label="", include_instructions=False, expiry="1h")
+    await staff.post(action, {"action": "revoke_links"})
+    await link.arefresh_from_db()
+    assert link.revoked is not None
+    await staff.post(action, {"action": "revoke_links"})
+    messages = [e.change_message async for e in LogEntry.objects.order_by("id")]
+    assert messages == [
+        "Inspector: Rotated the upstream socket (done).",
+        "Inspector: Ended the run (Nothing is running.).",
+        "Inspector: Closed all browser sockets (done).",
+        "Inspector: Revoked the share links (done).",
+        "Inspector: Revoked the share links (there was no active link).",
+    ]
+    page = (await staff.get(f"/admin/inspector/{sid}/")).content.decode()
+    assert settings.OPENAI_API_KEY not in page  # frames and state never show the key
+    assert "response.create" in page
+    # The raw export: the session's documented JSON, and its live state.
+    exported = (await staff.get(f"/admin/inspector/{sid}/export.json")).json()
+    assert exported["format"] == "agent-playground.session"
+    assert len(exported["items"]) == 4
+    assert exported["live"]["upstream"] in ("connected", "idle grace")
+    assert settings.OPENAI_API_KEY not in json.dumps(exported)

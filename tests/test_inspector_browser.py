@@ -1,0 +1,80 @@
+"""A real Chromium: staff watch a session's state change live in the inspector while it runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.liveserver import LiveServer
+from tests.simserver import ROOT
+
+PASSWORD = "inspector-test-password"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LiveServer]:
+    # The realistic profile streams at a reading pace: a run lasts long enough to be watched.
+    live = LiveServer({"SIMULATOR_PROFILE": "realistic"}).start()
+    assert live.data_dir is not None
+    # The README's one command for a staff account, without its prompts.
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{live.data_dir / 'db.sqlite3'}",
+        "DJANGO_SUPERUSER_USERNAME": "staff",
+        "DJANGO_SUPERUSER_EMAIL": "staff@example.com",
+        "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+    }
+    command = [sys.executable, "manage.py", "createsuperuser", "--noinput"]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    yield live
+    live.stop()
+
+
+@pytest.mark.timeout(90)
+def test_staff_see_a_session_change_state_live_while_a_run_streams(
+    browser: Browser, server: LiveServer
+) -> None:
+    staff = browser.new_context(base_url=server.base_url)
+    staff.set_default_timeout(20_000)
+    inspector = staff.new_page()
+    inspector.goto("/admin/")
+    inspector.fill("#id_username", "staff")
+    inspector.fill("#id_password", PASSWORD)
+    inspector.click("input[type=submit]")
+    inspector.click("#inspector-link a.section")  # linked from the admin's home page
+    inspector.wait_for_url("**/admin/inspector/")
+    inspector.evaluate("window.loadedOnce = true")  # gone if the page ever reloads
+
+    owner = browser.new_context(base_url=server.base_url)
+    owner.set_default_timeout(20_000)
+    tab = owner.new_page()
+    tab.goto("/")
+    tab.click("#new-session")
+    tab.wait_for_url("**/sessions/*/")
+    session_id = tab.url.rstrip("/").rsplit("/", 1)[1]
+    expect(tab.locator("#status")).to_have_attribute("data-busy", "false")
+
+    row = inspector.locator(f"#row-{session_id}")
+    expect(row.locator(".sockets")).to_have_text("1")  # the owner's tab, live
+    tab.fill("textarea[name=message]", "/chat 300 tides of the Atlantic coast")
+    tab.click("#send")
+    expect(row).to_have_attribute("data-state", "running")
+    expect(row.locator(".upstream")).to_contain_text("connected · websocket")
+    expect(row).to_have_attribute("data-state", "connected", timeout=45_000)
+    expect(row.locator(".steps")).to_have_text("1")
+    tab.close()
+    expect(row).to_have_attribute("data-state", "idle grace")
+    expect(row.locator(".sockets")).to_have_text("0")
+    assert inspector.evaluate("window.loadedOnce") is True
+    # The session's own page: its chain of responses and its upstream frames.
+    row.locator("a").first.click()
+    inspector.wait_for_url(f"**/admin/inspector/{session_id}/")
+    expect(inspector.locator("#chain tr.link")).to_have_count(2)  # warm-up, then the reply
+    expect(inspector.locator("#timeline")).to_contain_text("response.completed")
+    owner.close()
+    staff.close()

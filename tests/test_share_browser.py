@@ -1,0 +1,103 @@
+"""Two real browsers on a live daphne: the owner shares a session, a viewer follows a run live
+through the link, and loses it the moment the owner revokes the link."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.liveserver import LiveServer
+from tests.services import REDIS_URL, require_redis
+
+# Recorded from each page's first byte: socket opens, applied messages, and how the socket closed.
+PROBE = """
+window.probe = {opens: 0, messages: 0, closeCode: null};
+document.addEventListener("htmx:wsOpen", () => { window.probe.opens += 1; });
+document.addEventListener("htmx:wsAfterMessage", () => { window.probe.messages += 1; });
+document.addEventListener("htmx:wsClose", (e) => { window.probe.closeCode = e.detail.event.code; });
+"""
+# About 4 s of streaming at the realistic profile's 100 tokens/s.
+MESSAGE = "/chat 400 the tides of the Atlantic coast"
+CONNECTED = "window.probe.opens >= 1 && window.probe.messages >= 1"
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    env = {"SIMULATOR_PROFILE": "realistic"}
+    if request.param == "redis":  # the revocation goes through the channels-redis layer
+        require_redis()
+        env["REDIS_URL"] = REDIS_URL
+    live = LiveServer(env).start()
+    yield live
+    live.stop()
+
+
+def new_page(
+    browser: Browser, server: LiveServer, errors: list[str]
+) -> tuple[BrowserContext, Page]:
+    """A page in a browser context of its own: its own cookies, as another person's browser."""
+    context = browser.new_context(base_url=server.base_url)
+    context.set_default_timeout(20_000)
+    context.add_init_script(PROBE)
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: dialog.accept())  # "Revoke this link?"
+    return context, page
+
+
+@pytest.mark.timeout(60)
+def test_a_viewer_follows_a_run_live_until_the_owner_revokes_the_link(
+    browser: Browser, server: LiveServer
+) -> None:
+    errors: list[str] = []
+    owner_context, owner = new_page(browser, server, errors)
+    viewer_context, viewer = new_page(browser, server, errors)
+    try:
+        owner.goto("/")
+        owner.click("#new-session")
+        owner.wait_for_url("**/sessions/*/")
+        owner.wait_for_function(CONNECTED)
+
+        owner.fill("#share input[name=label]", "for the team")
+        owner.select_option("#share select[name=expiry]", "1h")
+        owner.click("#share-create")
+        url = owner.locator("#share-url").input_value()
+        assert "/s/" in url
+        expect(owner.locator("#share tr[data-state=active]")).to_have_count(1)
+
+        response = viewer.goto(url)
+        assert response is not None
+        assert response.status == 200
+        assert response.headers["referrer-policy"] == "no-referrer"
+        viewer.wait_for_function(CONNECTED)
+        expect(viewer.locator("#composer")).to_have_count(0)
+        expect(viewer.locator("form")).to_have_count(0)
+
+        owner.fill("textarea[name=message]", MESSAGE)
+        owner.click("#send")
+        # The viewer sees the reply stream in while the owner's run is still going.
+        streaming = viewer.locator("#transcript .item.live .streaming")
+        expect(streaming).not_to_have_text("")
+        expect(viewer.locator("#status")).to_have_attribute("data-busy", "true")
+        expect(viewer.locator("#stop")).to_have_count(0)
+        expect(owner.locator("#status")).to_have_attribute("data-busy", "true")
+        expect(viewer.locator("#transcript .item.message.user .body")).to_have_text(MESSAGE)
+
+        started = time.monotonic()
+        owner.click("#share button.revoke")
+        viewer.wait_for_function("window.probe.closeCode !== null", timeout=1_000)
+        assert time.monotonic() - started < 1.0
+        assert viewer.evaluate("window.probe.closeCode") == 4410
+        expect(viewer.locator("#notice")).to_contain_text("revoked this link")
+        expect(owner.locator("#share tr[data-state=revoked]")).to_have_count(1)
+
+        reloaded = viewer.reload()
+        assert reloaded is not None
+        assert reloaded.status == 404
+        assert errors == [], f"{errors}\n--- server log ---\n{server.output()}"
+    finally:
+        viewer_context.close()
+        owner_context.close()
