@@ -5,10 +5,11 @@ in-flight log: the events since the last checkpoint, the position below which ev
 the database. A tab that (re)connects renders the database below the checkpoint, then the log,
 then follows live, so it shows exactly the server's transcript whenever it arrives.
 
-With Redis, the events also go, coalesced into one batch per ``FANOUT_INTERVAL_MS``, to a Redis
-Stream (the log that tabs on other processes resume from) and to the session's channel-layer
-group (the tabs on other processes): never one message per token. Each write checks the
-runner's lease in the same script, so a runner that lost its session cannot write the log.
+With Redis, the events also go, coalesced into at most one batch per ``FANOUT_INTERVAL_MS``, to
+a Redis Stream (the log that tabs on other processes resume from) and to the session's
+channel-layer group (the tabs on other processes): never one message per token. Each write
+checks the runner's lease in the same script, so a runner that lost its session cannot write
+the log.
 """
 
 from __future__ import annotations
@@ -210,11 +211,20 @@ class Relay:
             await self._flush()  # the last events (a run's end) reach the other processes
 
     async def _flush_forever(self) -> None:
+        """At most one batch per ``FANOUT_INTERVAL_MS``: the first event after a quiet spell
+        goes at once, later ones wait for the interval to end, so a tab elsewhere waits at
+        most the interval and Redis gets a bounded number of messages, however fast the
+        tokens come."""
+        loop = asyncio.get_running_loop()
+        interval = settings.FANOUT_INTERVAL_MS / 1000
+        last = -interval
         while True:
             await self._wake.wait()
-            # The batching window: a bounded delay for the other processes, few messages.
-            await asyncio.sleep(settings.FANOUT_INTERVAL_MS / 1000)
+            wait = last + interval - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             self._wake.clear()
+            last = loop.time()
             await self._flush()
 
     async def _flush(self) -> None:
