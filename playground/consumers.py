@@ -18,7 +18,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from redis.exceptions import RedisError
 
-from agents import runner as runners
+from agents import sessions
 from agents.events import Resync, RunEvent
 from agents.feed import Snapshot, batch_events, group_name, read_log
 from agents.runner import SessionRunner
@@ -83,7 +83,7 @@ class FeedConsumer(AsyncWebsocketConsumer):
             return
         if self._resync_task is not None:
             self._resync_task.cancel()
-        runners.detach(self.session_id, self)
+        sessions.detach(self.session_id, self)
         self.runner = None
         with suppress(Exception):  # the layer may be what failed
             await self.channel_layer.group_discard(group_name(self.session_id), self.channel_name)
@@ -99,13 +99,13 @@ class FeedConsumer(AsyncWebsocketConsumer):
             return  # the socket is gone
         self._catching_up = True
         try:
-            runners.detach(self.session_id, self)
+            sessions.detach(self.session_id, self)
             outbox.hold()
             # Join the group before reading the log, so no batch falls between the two; again
             # at every sync, as a restarted Redis has forgotten the group.
             await self.channel_layer.group_add(group_name(self.session_id), self.channel_name)
             self.runner, self.epoch, self._early = None, None, []
-            runner = await runners.attach(self.session_id, self)
+            runner = await sessions.attach(self.session_id, self)
             if runner is not None:
                 # Taken in the same step as attaching: every later event is queued after it.
                 snap = runner.feed.snapshot()
@@ -118,7 +118,7 @@ class FeedConsumer(AsyncWebsocketConsumer):
         finally:
             self._catching_up = False
         if self.outbox is not outbox:  # the socket left meanwhile
-            runners.detach(self.session_id, self)
+            sessions.detach(self.session_id, self)
             return
         outbox.release(html)
         early, self._early = self._early or [], None
@@ -203,13 +203,11 @@ class SessionConsumer(FeedConsumer):
     async def connect(self) -> None:
         session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
         browser = self.scope.get("session")
-        sessions = visible_sessions(
-            self.scope.get("user"), browser.session_key if browser else None
-        )
+        visible = visible_sessions(self.scope.get("user"), browser.session_key if browser else None)
         # Accept, then close with 4403: a close before accept is an HTTP 403 that browsers
         # report as 1006, which htmx retries forever.
         await self.accept()
-        if not await sessions.filter(pk=session_id).aexists():
+        if not await visible.filter(pk=session_id).aexists():
             await self.close(code=CLOSE_FORBIDDEN, reason="This session is not yours.")
             return
         await self.follow(session_id)
@@ -236,7 +234,7 @@ class SessionConsumer(FeedConsumer):
     async def _send_command(self, action: Action) -> None:
         assert self.outbox is not None
         fields = {"message": action.message, "call_id": action.call_id}
-        if not await runners.send_command(
+        if not await sessions.send_command(
             self.session_id, self.channel_name, action.name, **fields
         ):
             self._refused("moved", "No server runs this session right now; reconnecting.")

@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.test import AsyncClient
 
 from agents.models import Item, Step, Tool
-from agents.runner import RUNNERS
+from agents.registry import RUNNERS
 from playground import share
 from playground.asgi import application
 from tests.simserver import SimServer

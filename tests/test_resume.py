@@ -9,7 +9,7 @@ import pytest
 
 from agents.bench.page import Page
 from agents.models import Item, Session, Step
-from agents.runner import RUNNERS
+from agents.registry import RUNNERS
 from playground.consumers import SessionConsumer
 from playground.outbox import LIMIT_BYTES, WINDOW
 from tests.simserver import SimServer

@@ -12,7 +12,7 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from agents.inspection import LiveState, live_state
 from agents.models import Item, Session, Step
-from agents.runner import ask_runner
+from agents.sessions import ask_runner
 from agents.store import context_store
 from playground import render
 

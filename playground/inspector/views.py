@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from agents.feed import group_name
 from agents.inspection import live_state
 from agents.models import Session
-from agents.runner import ask_runner
+from agents.sessions import ask_runner
 from agents.store import context_store
 from playground import share
 from playground.exchange import export_session

@@ -1,0 +1,49 @@
+"""This process's share of the sessions: the runners it holds and the sessions it follows.
+
+Plain state, shared by the runner (agents/runner.py) and the code that decides which process
+runs a session (agents/sessions.py), so that neither imports the other's module for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from agents.store import KEY_PREFIX, redis_client
+
+if TYPE_CHECKING:
+    from agents.runner import SessionRunner
+    from agents.sessions import Follower
+
+RUNNERS: dict[str, SessionRunner] = {}
+FOLLOWED: dict[str, Follower] = {}
+_claims: dict[str, asyncio.Lock] = {}
+_background: set[asyncio.Task[None]] = set()
+
+
+def claim_lock(session_id: str) -> asyncio.Lock:
+    """Held while a runner of the session starts or ends in this process: the two never
+    hold upstream sockets at the same time."""
+    return _claims.setdefault(session_id, asyncio.Lock())
+
+
+def keep(task: asyncio.Task[None]) -> None:
+    """Keep a fire-and-forget task (the inspector's reports) alive until it is done."""
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def presence_key(session_id: str) -> str:
+    return f"{KEY_PREFIX}{session_id}:followed"
+
+
+async def followed_elsewhere(session_id: str) -> bool:
+    """Whether tabs on another process follow the session (its runner must stay)."""
+    if not settings.REDIS_URL:
+        return False
+    try:
+        return bool(await redis_client().exists(presence_key(session_id)))
+    except Exception:
+        return False
