@@ -10,7 +10,6 @@ the frame log of the session it shows.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -141,7 +140,3 @@ def live_state(hot: dict[str, str], now: float | None = None) -> LiveState:
 
 def frames_json(frames: list[Frame]) -> list[dict[str, Any]]:
     return [asdict(frame) for frame in frames]
-
-
-def parse_frames(data: str) -> list[Frame]:
-    return [Frame(**entry) for entry in json.loads(data)]
