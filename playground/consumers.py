@@ -130,14 +130,12 @@ class FeedConsumer(AsyncWebsocketConsumer):
 
     async def _render(self, snap: Snapshot) -> str:
         head = snap.head
+        transcript = await render.durable_transcript(self.session_id, head)
         if head is None:  # the log is gone: the database as it is, no guessing
             running = bool((await context_store().get(self.session_id)).get("running"))
-            rows = await render.durable_rows(self.session_id, None, None)
-            return render.snapshot(rows, [], running, self.read_only)
-        open_run = head.turn if head.running else None
-        rows = await render.durable_rows(self.session_id, head.base, open_run)
+            return render.snapshot(transcript, [], running, self.read_only)
         events = [event for _, event in snap.events]
-        return render.snapshot(rows, events, head.running, self.read_only)
+        return render.snapshot(transcript, events, head.running, self.read_only)
 
     def _resync(self, reason: str) -> None:
         log.debug("Socket on session %s resyncs: %s", self.session_id, reason)

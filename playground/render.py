@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from django.template.loader import render_to_string
@@ -21,10 +22,13 @@ from agents.events import (
     TurnEnded,
     TurnStarted,
 )
+from agents.feed import Head
 from agents.models import Item, Step
 from playground.markdown import render_markdown
 
 PAGE = "playground/session.html"
+TRANSCRIPTS_KEPT = 64  # durable transcripts kept for reconnects (see durable_transcript)
+_transcripts: OrderedDict[tuple[str, str, int, int | None], str] = OrderedDict()
 
 
 def partial(name: str, **context: Any) -> str:
@@ -101,12 +105,34 @@ async def durable_rows(session_id: str, below: int | None, open_run: int | None)
     return transcript_rows([item async for item in items], steps, open_run)
 
 
-def snapshot(rows: list[Any], events: list[RunEvent], busy: bool, read_only: bool = False) -> str:
+async def durable_transcript(session_id: str, head: Head | None) -> str:
+    """A snapshot's transcript: the items in the database below the log's base, as HTML (all
+    of them when the log is gone).
+
+    During a runner's epoch nothing below its base changes, and tabs reconnecting during a run
+    ask for the same transcript again and again: it is kept, by epoch, base and open run.
+    """
+    if head is None:
+        return partial("transcript", rows=await durable_rows(session_id, None, None), oob=True)
+    open_run = head.turn if head.running else None
+    key = (session_id, head.epoch, head.base, open_run)
+    html = _transcripts.get(key)
+    if html is None:
+        rows = await durable_rows(session_id, head.base, open_run)
+        html = _transcripts[key] = partial("transcript", rows=rows, oob=True)
+        while len(_transcripts) > TRANSCRIPTS_KEPT:
+            _transcripts.popitem(last=False)
+    else:
+        _transcripts.move_to_end(key)
+    return html
+
+
+def snapshot(transcript: str, events: list[RunEvent], busy: bool, read_only: bool = False) -> str:
     """Bring a (re)connected page to the server's state: the durable transcript replaces the
     page's, then the in-flight log replays on top of it."""
     replay = "".join(event_html(event, read_only) for event in events)
     waiting = '<div id="waiting" hx-swap-oob="true"></div>'
-    return partial("transcript", rows=rows, oob=True) + waiting + status(busy, read_only) + replay
+    return transcript + waiting + status(busy, read_only) + replay
 
 
 def append(html: str) -> str:

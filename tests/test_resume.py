@@ -8,8 +8,11 @@ from collections.abc import Callable
 import pytest
 
 from agents.bench.page import Page
+from agents.feed import Head
 from agents.models import Item, Session, Step
 from agents.registry import RUNNERS
+from agents.transcript import user_message
+from playground import render
 from playground.consumers import SessionConsumer
 from playground.outbox import LIMIT_BYTES, WINDOW
 from tests.simserver import SimServer
@@ -149,3 +152,20 @@ async def test_a_tab_too_far_behind_is_resynced_not_dropped(
     items = await items_of(session)
     assert sum('id="transcript" hx-swap-oob="true"' in f for f in frames) >= 2  # resynced
     assert page.texts() == [" ".join(i.text.split()) for i in items]
+
+
+async def test_a_snapshot_keeps_the_durable_transcript_of_an_epoch_and_base() -> None:
+    """Below a runner's base nothing changes during its epoch: reconnects reuse its HTML, and a
+    new base or a new epoch (a new runner) reads the database again."""
+    session = await new_session(await new_browser())
+    sid = str(session.pk)
+    first = await Item.objects.acreate(session=session, position=0, data=user_message("tides"))
+    head = Head("7", base=1, seq=3, running=False, turn=None)
+    assert "tides" in await render.durable_transcript(sid, head)
+    # The database changes under the same epoch and base (a runner never does this): the kept
+    # transcript shows it was not read again.
+    first.data = user_message("harbours")
+    await first.asave()
+    assert "tides" in await render.durable_transcript(sid, head)
+    for other in (Head("7", 2, 5, False, None), Head("8", 1, 0, False, None), None):
+        assert "harbours" in await render.durable_transcript(sid, other)
