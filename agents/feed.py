@@ -279,13 +279,14 @@ async def read_log(session_id: str) -> Snapshot:
     if not head_text:
         return Snapshot(None)
     head = Head.loads(head_text)
-    events: list[tuple[int, RunEvent]] = []
+    # Merged as the owner's own log is: a reply's deltas replay as one fragment, not thousands.
+    log: list[Entry] = []
     for _, fields in entries:
         values = dict(zip(fields[::2], fields[1::2], strict=True))
         for seq, data in json.loads(values["events"]):
             if seq > head.seq:
-                events.append((seq, decode(data)))
-    return Snapshot(head, events)
+                _append(log, seq, decode(data))
+    return Snapshot(head, [(entry.seq, entry.merged()) for entry in log])
 
 
 def batch_events(message: dict[str, Any]) -> list[tuple[int, RunEvent]]:
