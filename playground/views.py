@@ -79,7 +79,11 @@ async def session_export(request: HttpRequest, session_id: str) -> HttpResponse:
     user = await request.auser()
     queryset = visible_sessions(user, request.session.session_key)
     session = await aget_object_or_404(queryset, pk=session_id)
-    data = await exchange.export_session(session)
+    return json_download(await exchange.export_session(session), session)
+
+
+def json_download(data: dict[str, Any], session: Session) -> JsonResponse:
+    """A session's JSON as the file ``session-<id>.json`` (owners' and staff's exports)."""
     response = JsonResponse(data, json_dumps_params={"indent": 2})
     response["Content-Disposition"] = f'attachment; filename="session-{session.pk}.json"'
     return response

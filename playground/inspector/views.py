@@ -15,7 +15,7 @@ from channels.layers import get_channel_layer
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -27,6 +27,7 @@ from agents.store import context_store
 from playground import share
 from playground.exchange import export_session
 from playground.inspector.queries import STATES, Filters, detail_context, session_rows
+from playground.views import json_download
 
 # What each action does, as the audit log and the page say it.
 ACTIONS = {
@@ -122,6 +123,4 @@ def session_export(request: HttpRequest, session_id: str) -> HttpResponse:
         raise Http404("No such session.")
     data = async_to_sync(export_session)(session)
     data["live"] = live_state(async_to_sync(context_store().get)(str(session.pk))).as_dict()
-    response = JsonResponse(data, json_dumps_params={"indent": 2})
-    response["Content-Disposition"] = f'attachment; filename="session-{session.pk}.json"'
-    return response
+    return json_download(data, session)
