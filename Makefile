@@ -23,9 +23,11 @@ $(VENV)/.dev: $(VENV)/.run
 migrate: $(VENV)/.run
 	$(BIN)/python manage.py migrate --no-input --verbosity 0
 
+# A listen backlog of 4,096 (Twisted's default is 50): a storm of connects is not left to the kernel's
+# SYN retries (README, "Benchmarks").
 run: migrate
 	@echo "Agent playground: http://$(HOST):$(PORT)/  (simulator at http://$(HOST):$(PORT)/v1/responses)"
-	PORT=$(PORT) $(BIN)/daphne --bind $(HOST) --port $(PORT) --websocket-max-message-size 67108864 --websocket-max-frame-size 67108864 playground.asgi:application
+	PORT=$(PORT) $(BIN)/daphne --endpoint tcp:port=$(PORT):interface=$(subst :,\:,$(HOST)):backlog=4096 --websocket-max-message-size 67108864 --websocket-max-frame-size 67108864 playground.asgi:application
 
 # A staff account for the admin and the session inspector (README, "Session inspector").
 staff: migrate

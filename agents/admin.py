@@ -17,9 +17,11 @@ class SessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not generic a
     list_display = ("title", "owner", "model", "transport", "updated", "inspect")
     list_filter = ("transport",)
     search_fields = ("title", "id")
-    # The transcript is written by runners only: the admin shows, it does not edit.
-    readonly_fields = ("id", "owner", "browser_key", "title", "model", "transport", "created")
+    # The transcript is written by runners only: the admin shows, it does not edit. Nothing of
+    # an anonymous owner's browser key is shown, not even its hash.
+    readonly_fields = ("id", "owner", "title", "model", "transport", "created")
     fields = readonly_fields
+    exclude = ("browser_key",)
 
     @admin.display(description="Inspector")
     def inspect(self, session: Session) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import F
 
@@ -93,6 +94,9 @@ def leases() -> Leases:
 
 async def raise_fence(session_id: str) -> int:
     """A new holder's fencing token: the session's fence, raised past every earlier holder's."""
-    await Session.objects.filter(pk=session_id).aupdate(fence=F("fence") + 1)
-    session = await Session.objects.only("fence").aget(pk=session_id)
-    return session.fence
+    return await sync_to_async(_raise_fence)(session_id)  # one trip to the database thread
+
+
+def _raise_fence(session_id: str) -> int:
+    Session.objects.filter(pk=session_id).update(fence=F("fence") + 1)
+    return Session.objects.only("fence").get(pk=session_id).fence

@@ -17,7 +17,8 @@ class Session(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE
     )
-    # The Django session key of an anonymous owner (empty when `owner` is set).
+    # The SHA-256 (hex) of an anonymous owner's Django session key, never the key itself
+    # (playground/access.py); empty when `owner` is set.
     browser_key = models.CharField(max_length=64, blank=True, db_index=True)
     title = models.CharField(max_length=200, default="New session")
     model = models.CharField(max_length=100)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections import deque
 from collections.abc import Awaitable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -19,11 +21,12 @@ from typing import Any
 
 from django.conf import settings
 
-from agents import registry, transcript
+from agents import admission, registry, transcript
 from agents.clients import shared_client
 from agents.events import (
     CallResolved,
     CallWaiting,
+    ItemAdded,
     Listener,
     Notice,
     Resync,
@@ -96,6 +99,7 @@ class SessionRunner:
         self.frames = FrameLog()
         self.websocket.recorder = self.frames
         self._rotate_due = False
+        self._runs: deque[float] = deque()  # when its recent runs started (monotonic clock)
 
     @property
     def listeners(self) -> set[Listener]:
@@ -320,9 +324,28 @@ class SessionRunner:
             return self.drop_upstream()
         if action == "inspect":
             return None
-        if not self.submit(message):
+        if self.busy:
             return "busy", "A run is in progress: wait for it, or stop it."
+        wait = self._run_quota_wait()
+        if wait:
+            limit = settings.QUOTA_RUNS_PER_MINUTE
+            return "rate_limited", (
+                f"This session may start at most {limit} runs a minute: "
+                f"send again in {math.ceil(wait)} s."
+            )
+        self.submit(message)
+        self._runs.append(time.monotonic())
         return None
+
+    def _run_quota_wait(self) -> float:
+        """Seconds until this session may start another run (``QUOTA_RUNS_PER_MINUTE``, over
+        the last minute: this runner starts every run of its session)."""
+        now = time.monotonic()
+        while self._runs and now - self._runs[0] >= 60:
+            self._runs.popleft()
+        if len(self._runs) < settings.QUOTA_RUNS_PER_MINUTE:
+            return 0.0
+        return 60 - (now - self._runs[0]) if self._runs else 60.0
 
     async def until_stopped(self, work: Awaitable[Any]) -> bool:
         """Wait for ``work``; True (and the work cancelled) if the user stops first."""
@@ -380,6 +403,21 @@ class SessionRunner:
 
     async def _prewarm(self, rotate: bool = False) -> None:
         try:
+            # Queued behind connects and capped (agents/admission.py): a storm of tabs opening
+            # never waits on their prewarms.
+            async with admission.prewarm_slot() as admitted:
+                if not admitted:
+                    log.info("Prewarm of session %s skipped: too many waiting", self.session_id)
+                elif not self.busy and not self.closed:  # else a run opens the socket itself
+                    await self._warm_up(rotate)
+        finally:
+            self._warm_task = None
+            if self._warm_again:
+                self._warm_again = False
+                self.warm()
+
+    async def _warm_up(self, rotate: bool) -> None:
+        try:
             session = await Session.objects.aget(pk=self.session_id)
             if session.transport == "http" or self.prefer_http:
                 return
@@ -404,11 +442,6 @@ class SessionRunner:
             # Best effort: the first step connects and sends the full context instead.
             log.warning("Prewarm of session %s failed: %s", self.session_id, exc)
             self.publish(Notice(f"Could not warm the upstream connection: {exc}"))
-        finally:
-            self._warm_task = None
-            if self._warm_again:
-                self._warm_again = False
-                self.warm()
 
     async def _turn(self, text: str) -> None:
         status, message = "failed", ""
@@ -419,6 +452,11 @@ class SessionRunner:
             session = await Session.objects.aget(pk=self.session_id)
             self.prefer_http = self.prefer_http or session.transport == "http"
             position = await transcript.next_position(self.session_id)
+            # Calls a failed run left unanswered get an error output first (issue 11, item 4).
+            for repair in await transcript.answer_unanswered_calls(session, position):
+                writes.submit(repair.save)
+                self.publish(ItemAdded(repair))
+                position += 1
             user_item = transcript.new_item(session, position, transcript.user_message(text))
             writes.submit(user_item.save)
             await writes.flush()  # the message is durable before anything goes upstream

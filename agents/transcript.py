@@ -10,6 +10,7 @@ from agents.models import Item, Session, Step
 from agents.upstream import StepMetrics
 
 ItemData = dict[str, Any]
+UNANSWERED_CALL = "Error: the run ended before this tool answered."
 
 
 def user_message(text: str) -> ItemData:
@@ -20,6 +21,34 @@ async def context(session_id: Any) -> list[ItemData]:
     """The items the upstream must see, in order: the transcript minus unusable partials."""
     rows = Item.objects.filter(session_id=session_id, in_context=True).order_by("position")
     return [row.data async for row in rows.only("data")]
+
+
+async def answer_unanswered_calls(session: Session, position: int) -> list[Item]:
+    """An error output, from ``position`` on and not saved yet, for each call in the context
+    that has none.
+
+    A run that died between a function call and its output (a bug, a lost database) must not
+    leave a context the upstream refuses ("No tool output found") on every later turn.
+    """
+    kinds = ["function_call", "function_call_output"]
+    rows = Item.objects.filter(session=session, in_context=True, data__type__in=kinds)
+    calls: list[str] = []
+    answered: set[str] = set()
+    async for row in rows.order_by("position").only("data"):
+        call_id = str(row.data.get("call_id", ""))
+        if row.kind == "function_call":
+            calls.append(call_id)
+        else:
+            answered.add(call_id)
+    missing = [call_id for call_id in dict.fromkeys(calls) if call_id not in answered]
+    return [
+        new_item(session, position + index, output(call_id, UNANSWERED_CALL))
+        for index, call_id in enumerate(missing)
+    ]
+
+
+def output(call_id: str, text: str) -> ItemData:
+    return {"type": "function_call_output", "call_id": call_id, "output": text}
 
 
 async def next_position(session_id: Any) -> int:

@@ -19,6 +19,7 @@ import websockets
 from openai.resources.responses.responses import AsyncResponsesConnection
 
 from agents.clients import shared_client
+from agents.scalar_text import may_hold_surrogates, scrub
 
 log = logging.getLogger(__name__)
 
@@ -178,10 +179,13 @@ class UpstreamTurn:
         async for raw in self.frames():
             try:
                 event = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue  # a garbage frame is skipped, as Codex does
             if not isinstance(event, dict):
                 continue
+            if may_hold_surrogates(raw):
+                # A lone surrogate cannot be saved, shown or sent on: it becomes U+FFFD.
+                event = scrub(event)
             if self.recorder is not None:
                 self.recorder.record("in", event.get("type", ""), event.get("sequence_number"), raw)
             self._observe(event)

@@ -1,7 +1,14 @@
-"""Who may see a session: its owner, or the anonymous browser session that created it."""
+"""Who may see a session: its owner, or the anonymous browser session that created it.
+
+An anonymous owner is known by its Django session key, a credential (the ``sessionid`` cookie):
+the database keeps only its SHA-256 (``Session.browser_key``), so a copy of the database, or a
+look at the admin, lets nobody act as the visitor. A key is 32 random characters, so a plain
+hash cannot be reversed by guessing (and survives a change of SECRET_KEY, unlike an HMAC).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.db.models import QuerySet
@@ -9,9 +16,16 @@ from django.db.models import QuerySet
 from agents.models import Session
 
 
-def visible_sessions(user: Any, browser_key: str | None) -> QuerySet[Session]:
+def browser_key_hash(session_key: str) -> str:
+    """What ``Session.browser_key`` stores for the anonymous browser session ``session_key``."""
+    return hashlib.sha256(session_key.encode()).hexdigest()
+
+
+def visible_sessions(user: Any, session_key: str | None) -> QuerySet[Session]:
+    """The sessions of ``user``, or, anonymous, of the browser whose Django session key is
+    ``session_key`` (as the cookie holds it)."""
     if user is not None and user.is_authenticated:
         return Session.objects.filter(owner=user)
-    if not browser_key:
+    if not session_key:
         return Session.objects.none()
-    return Session.objects.filter(owner=None, browser_key=browser_key)
+    return Session.objects.filter(owner=None, browser_key=browser_key_hash(session_key))

@@ -15,10 +15,11 @@ import logging
 from contextlib import suppress
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from redis.exceptions import RedisError
 
-from agents import sessions
+from agents import admission, sessions
 from agents.events import Resync, RunEvent
 from agents.feed import Snapshot, batch_events, group_name, read_log
 from agents.runner import SessionRunner
@@ -26,13 +27,18 @@ from agents.store import context_store
 from playground import render
 from playground.access import visible_sessions
 from playground.outbox import Outbox
-from playground.protocol import Action, FrameError, parse_frame
+from playground.protocol import (
+    CLOSE_FORBIDDEN,
+    CLOSE_RESTART,
+    CLOSE_RETRY,
+    Action,
+    FrameError,
+    parse_frame,
+)
+from playground.socket_auth import resolve_user
 
 log = logging.getLogger(__name__)
 
-CLOSE_FORBIDDEN = 4403  # 4xxx: htmx's ws extension does not reconnect after it
-CLOSE_RETRY = 1013  # "try again later": htmx reconnects after a jittered backoff
-CLOSE_RESTART = 1012  # "service restart": htmx reconnects too
 REPLY_TIMEOUT = 5.0
 
 
@@ -53,7 +59,12 @@ class FeedConsumer(AsyncWebsocketConsumer):
     _early: list[dict[str, Any]] | None = None  # batches that came during a sync
 
     async def follow(self, session_id: str) -> None:
-        """Start showing the session (once authorised and accepted)."""
+        """Start showing the session (once authorised and accepted), in a connect slot."""
+        async with admission.connect_slot():
+            await self.show(session_id)
+
+    async def show(self, session_id: str) -> None:
+        """Start showing the session; the caller holds a connect slot (agents/admission.py)."""
         self.session_id = session_id
         render_event = render.viewer_event_html if self.read_only else render.event_html
         self.outbox = Outbox(self.send, lambda: self._resync("slow"), render_event)
@@ -185,11 +196,19 @@ class FeedConsumer(AsyncWebsocketConsumer):
             self.runner.warm()
 
     async def session_close(self, message: dict[str, Any]) -> None:
-        """Group message from the inspector: staff closes every socket on the session. 1012
-        ("service restart"): htmx reconnects, so the page comes back through a fresh sync."""
+        """Group message from the inspector: staff closes every socket on the session.
+        CLOSE_RESTART: the page reconnects (static/playground.js) and comes back in a fresh sync."""
         if self.outbox is not None:
             self.outbox.put(render.notice(str(message.get("reason", "")), "info", "closed"))
         await self.close(code=CLOSE_RESTART)
+
+
+def may_see(scope: Any, session_id: str) -> bool:
+    """Whether the socket's user or browser may see the session: one trip to the database
+    thread for the user and the session both (a storm of connects queues on that thread)."""
+    browser = scope.get("session")
+    visible = visible_sessions(resolve_user(scope), browser.session_key if browser else None)
+    return visible.filter(pk=session_id).exists()
 
 
 class SessionConsumer(FeedConsumer):
@@ -200,15 +219,15 @@ class SessionConsumer(FeedConsumer):
 
     async def connect(self) -> None:
         session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
-        browser = self.scope.get("session")
-        visible = visible_sessions(self.scope.get("user"), browser.session_key if browser else None)
         # Accept, then close with 4403: a close before accept is an HTTP 403 that browsers
-        # report as 1006, which htmx retries forever.
+        # report as 1006, which htmx retries forever. Accepting first also keeps the handshake
+        # quick under a storm: the socket then waits its turn for a connect slot.
         await self.accept()
-        if not await visible.filter(pk=session_id).aexists():
-            await self.close(code=CLOSE_FORBIDDEN, reason="This session is not yours.")
-            return
-        await self.follow(session_id)
+        async with admission.connect_slot():
+            if await sync_to_async(may_see)(self.scope, session_id):
+                await self.show(session_id)
+                return
+        await self.close(code=CLOSE_FORBIDDEN, reason="This session is not yours.")
 
     # -- commands --------------------------------------------------------------------------------
 

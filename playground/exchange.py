@@ -7,15 +7,23 @@ The file (documented in the README, "Sharing, export and import")::
 
 Ids in a file are never trusted, so none are written: an item names its step by the step's
 index in ``steps``. An import validates everything before it writes anything, then creates a
-new session, owned by the importer, in one transaction.
+new session, owned by the importer, in one transaction. The format is published as a JSON
+Schema (``schemas/session-export.schema.json``); a file is checked against it, then against
+what a schema cannot say (finite numbers, Unicode text, step indexes, unique names), then
+by the models' own fields.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
+import jsonschema
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
@@ -23,10 +31,12 @@ from django.utils import timezone
 from agents.models import Item, Session, Step, Tool
 from agents.tools.builtins import BUILTINS
 from agents.tools.executor import schema_problem
+from playground import jsonsafe
 
 FORMAT = "agent-playground.session"
 VERSION = 1
 MAX_BYTES = 10 * 1024 * 1024
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "session-export.schema.json"
 SESSION_FIELDS = ("title", "model", "instructions", "store", "transport", "max_steps")
 TOOL_FIELDS = (
     "name",
@@ -121,15 +131,26 @@ def parse(raw: bytes) -> Imported:
     if len(raw) > MAX_BYTES:
         raise ExchangeError(400, f"The file is larger than {MAX_BYTES // (1024 * 1024)} MiB.")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ExchangeError(400, f"The file is not valid JSON: {exc}.") from None
+        # NaN and Infinity are parsed, to be refused below with the field that holds them.
+        data = jsonsafe.loads(raw, constants=True)
+    except jsonsafe.JsonError as error:
+        if error.code == "too_deep":
+            limit = settings.MAX_JSON_DEPTH
+            message = f"The file nests arrays and objects deeper than {limit} levels: it is not "
+            raise ExchangeError(400, message + "a session export.") from None
+        raise ExchangeError(400, f"The file is not valid JSON: {error.message}.") from None
     if not isinstance(data, dict):
         raise ExchangeError(400, "The file must hold a JSON object.")
     if data.get("format") != FORMAT:
         raise ExchangeError(422, f'Not a session export: "format" must be "{FORMAT}".')
     if data.get("version") != VERSION:
         raise ExchangeError(422, f'Unsupported "version": this server reads version {VERSION}.')
+    problem = jsonsafe.problem(data)
+    if problem:
+        raise ExchangeError(422, problem)
+    invalid = next(iter(_validator().iter_errors(data)), None)
+    if invalid is not None:
+        raise ExchangeError(422, _describe(invalid))
     session = _record(Session, _object(data.get("session"), "session", SESSION_FIELDS), "session")
     tools = [_tool(entry, n) for n, entry in enumerate(_list(data, "tools"))]
     names = [tool.name for tool in tools]
@@ -144,6 +165,67 @@ def parse(raw: bytes) -> Imported:
     if len(set(positions)) != len(positions):
         raise ExchangeError(422, "items: two items have the same position.")
     return Imported(session, tools, steps, items)
+
+
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+TYPES = {
+    "object": "an object",
+    "array": "a list",
+    "string": "text (a string)",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _path(parts: Iterable[str | int]) -> str:
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or "the file"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """A schema violation as "<field path>: what the field must be" (never the value itself,
+    which may be megabytes)."""
+    rule, value, schema, instance = (
+        str(error.validator),
+        cast(Any, error.validator_value),
+        cast(Any, error.schema),
+        cast(Any, error.instance),
+    )
+    if rule == "type":
+        kinds = [value] if isinstance(value, str) else list(value)
+        text = "must be " + " or ".join(TYPES.get(kind, kind) for kind in kinds)
+    elif rule == "enum":
+        text = "must be one of " + ", ".join(json.dumps(choice) for choice in value)
+    elif rule == "const":
+        text = f"must be {json.dumps(value)}"
+    elif rule == "required":
+        missing = next(name for name in value if name not in instance)
+        text = f"the field {missing!r} is required"
+    elif rule == "additionalProperties":
+        unknown = sorted(set(instance) - set(schema.get("properties", {})))
+        text = f"unknown field {unknown[0]!r}"
+    elif (rule == "minLength" and value == 1) or rule == "minProperties":
+        text = "must not be empty"
+    elif rule in ("minLength", "maxLength"):
+        text = f"must have at {'least' if rule == 'minLength' else 'most'} {value} characters"
+    elif rule in ("minimum", "maximum"):
+        bound = int(value) if float(value).is_integer() else value
+        text = f"must be at {'least' if rule == 'minimum' else 'most'} {bound}"
+    elif "description" in schema:
+        text = f"must be {schema['description']}"
+    else:
+        text = error.message[:200]
+    return f"{_path(error.absolute_path)}: {text}."
 
 
 def _list(data: dict[str, Any], key: str) -> list[Any]:

@@ -4,13 +4,54 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.core.validators import MaxLengthValidator
 
 from agents.models import Session, Tool
+from agents.scalar_text import valid_text
 from agents.tools.builtins import BUILTINS
 from agents.tools.executor import schema_problem
+from agents.tools.schemas import depth_message
+from playground import quotas
+from playground.jsonsafe import INVALID_TEXT
 
 
-class SessionSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
+def limit_length(field: forms.Field, what: str, limit: int) -> None:
+    """Refuse more than ``limit`` characters in ``field`` (a quota), saying so."""
+    message = quotas.too_long(what, limit, "%(show_value)s")  # filled in by the validator
+    field.validators.append(MaxLengthValidator(limit, message=message))
+
+
+def unicode_text(value: object) -> None:
+    """A field validator: text must be Unicode scalar text. A form naming its charset (UTF-7)
+    can post lone surrogates, which once saved made every page of the session answer 500."""
+    if isinstance(value, str) and not valid_text(value):
+        raise forms.ValidationError(f"This text {INVALID_TEXT}", code="invalid_text")
+
+
+def refuse_lone_surrogates(form: forms.BaseForm) -> None:
+    for field in form.fields.values():
+        if isinstance(field, forms.CharField):
+            field.validators.append(unicode_text)
+
+
+class TextModelForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A model form whose every text field refuses text that is not Unicode scalar text."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        refuse_lone_surrogates(self)
+
+
+class TextForm(forms.Form):
+    """A form whose every text field refuses text that is not Unicode scalar text."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        refuse_lone_surrogates(self)
+
+
+class SessionSettingsForm(TextModelForm):
     class Meta:
         model = Session
         fields = ["title", "model", "instructions", "store", "transport", "max_steps"]
@@ -22,8 +63,12 @@ class SessionSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
             "max_steps": "The most model steps one message may take (1-200).",
         }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limit_length(self.fields["instructions"], "Instructions", settings.QUOTA_INSTRUCTIONS_CHARS)
 
-class ToolForm(forms.ModelForm):  # type: ignore[type-arg]
+
+class ToolForm(TextModelForm):
     parameters = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
@@ -57,6 +102,15 @@ class ToolForm(forms.ModelForm):  # type: ignore[type-arg]
     def __init__(self, *args: Any, session: Session, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.session = session
+        limit_length(
+            self.fields["description"], "The description", settings.QUOTA_TOOL_DESCRIPTION_CHARS
+        )
+        limit_length(
+            self.fields["mock_output"], "The mock output", settings.QUOTA_MOCK_OUTPUT_CHARS
+        )
+        limit_length(
+            self.fields["parameters"], "The parameters", settings.QUOTA_TOOL_PARAMETERS_CHARS
+        )
         if self.instance.pk and not self.is_bound:
             self.initial["parameters"] = json.dumps(self.instance.parameters, indent=2)
 
@@ -68,6 +122,8 @@ class ToolForm(forms.ModelForm):  # type: ignore[type-arg]
             schema = json.loads(text)
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
+        except RecursionError:  # thousands of levels: deeper than any limit
+            raise forms.ValidationError(depth_message("The parameters are")) from None
         problem = schema_problem(schema)
         if problem:
             raise forms.ValidationError(problem)
@@ -75,6 +131,9 @@ class ToolForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        limit = settings.QUOTA_TOOLS_PER_SESSION
+        if self.instance.pk is None and self.session.tools.count() >= limit:
+            self.add_error(None, quotas.too_many_tools(limit))
         mode, builtin = data.get("mode"), data.get("builtin")
         if mode == Tool.Mode.BUILTIN:
             if not builtin:
@@ -98,7 +157,7 @@ class ToolForm(forms.ModelForm):  # type: ignore[type-arg]
         return tool
 
 
-class ShareLinkForm(forms.Form):
+class ShareLinkForm(TextForm):
     label = forms.CharField(
         required=False, max_length=100, help_text="To tell your links apart (only you see it)."
     )

@@ -7,6 +7,8 @@ import functools
 import nh3
 from markdown_it import MarkdownIt
 
+from agents.scalar_text import scrub, valid_text
+
 # Raw HTML in the source is shown as text, never interpreted.
 _parser = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(
     ["table", "strikethrough"]
@@ -24,7 +26,8 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}}
 @functools.lru_cache(maxsize=256)
 def render_markdown(text: str) -> str:
     """Safe HTML: no script, no event handler attribute, no ``javascript:`` link survives."""
-    html = _parser.render(text)
+    # nh3 (Rust) cannot take a lone surrogate: show it as U+FFFD instead of failing the page.
+    html = _parser.render(text if valid_text(text) else scrub(text))
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,

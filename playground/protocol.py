@@ -6,13 +6,28 @@ Every problem is a :class:`FrameError` with a stable code; the socket stays open
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from django.conf import settings
 
+from agents.scalar_text import valid_text
+from playground import jsonsafe
+
 ACTIONS = ("send", "stop", "tool_output", "approve", "ack")
 MAX_MESSAGE_CHARS = 100_000
+
+# How the browser sockets close. daphne (autobahn) can send only 1000 and 3000-4999 (1012 raises
+# "invalid close code" and the socket dies as 1006), and htmx's ws extension reconnects by itself
+# only after 1006/1011/1012/1013. So: refusals are 44xx, final (accept first: a refused
+# handshake reaches the page as 1006, retried forever); "come back" is 40xx, on which
+# static/playground.js reconnects (RECONNECT_CODES, mirrored there).
+CLOSE_FORBIDDEN = 4403  # not yours, not staff, or another site's page
+CLOSE_NOT_FOUND = 4404  # no such session, link or socket path
+CLOSE_GONE = 4410  # the share link was revoked or expired while the socket was open
+CLOSE_LIMITED = 4429  # too many guesses at share links
+CLOSE_RESTART = 4012  # 1012's meaning, "service restart" (staff closed it): reconnect at once
+CLOSE_RETRY = 4013  # 1013's meaning, "try again later" (Redis away): reconnect with backoff
+RECONNECT_CODES = (CLOSE_RESTART, CLOSE_RETRY)
 
 
 @dataclass(frozen=True)
@@ -37,8 +52,12 @@ def parse_frame(text: str | None, data: bytes | None) -> Action:
         limit = settings.MAX_FRAME_BYTES // 1024
         raise FrameError("frame_too_large", f"The message is larger than {limit} KiB.")
     try:
-        frame = json.loads(text)
-    except ValueError:
+        frame = jsonsafe.loads(text)
+    except jsonsafe.JsonError as error:
+        if error.code == "too_deep":
+            limit = settings.MAX_JSON_DEPTH
+            refusal = f"The frame nests deeper than {limit} levels; send a flat JSON object."
+            raise FrameError("too_deep", refusal) from None
         raise FrameError("invalid_json", "The frame is not valid JSON.") from None
     if not isinstance(frame, dict):
         raise FrameError("invalid_frame", "The frame must be a JSON object.")
@@ -59,13 +78,21 @@ def parse_frame(text: str | None, data: bytes | None) -> Action:
         raise FrameError("empty_message", "Type a message before sending.")
     if len(message) > MAX_MESSAGE_CHARS:
         raise FrameError("message_too_long", f"Messages are limited to {MAX_MESSAGE_CHARS} chars.")
+    _check_text(message, "The message")
     return Action("send", message.strip())
+
+
+def _check_text(text: str, what: str) -> None:
+    """Refuse text no UTF-8 encoder takes (a lone surrogate): once saved, it broke the page."""
+    if not valid_text(text):
+        raise FrameError("invalid_text", f"{what} {jsonsafe.INVALID_TEXT}")
 
 
 def _answer(name: str, frame: dict[str, object]) -> Action:
     call_id = frame.get("call_id")
     if not isinstance(call_id, str) or not call_id:
         raise FrameError("invalid_frame", "Which call? The frame has no call_id.")
+    _check_text(call_id, "The call_id")
     if name == "approve":
         decision = frame.get("decision")
         if decision not in ("yes", "no"):
@@ -74,6 +101,7 @@ def _answer(name: str, frame: dict[str, object]) -> Action:
     output = frame.get("output")
     if not isinstance(output, str):
         raise FrameError("invalid_frame", "A tool output must be text.")
+    _check_text(output, "The tool output")
     return Action(name, output, call_id)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -24,6 +25,7 @@ from agents.events import (
 )
 from agents.feed import Head
 from agents.models import Item, Step
+from agents.scalar_text import scrub, valid_text
 from playground.markdown import render_markdown
 
 PAGE = "playground/session.html"
@@ -98,11 +100,17 @@ def waterfall(steps: list[Step] | tuple[Step, ...]) -> dict[str, Any]:
 
 async def durable_rows(session_id: str, below: int | None, open_run: int | None) -> list[Any]:
     """The transcript rows of the items in the database below position ``below`` (all: None)."""
+    # Both queries in one trip to the database thread: every snapshot pays for each trip.
+    items, steps = await sync_to_async(_items_and_steps)(session_id, below)
+    return transcript_rows(items, steps, open_run)
+
+
+def _items_and_steps(session_id: str, below: int | None) -> tuple[list[Item], dict[int, Step]]:
     items = Item.objects.filter(session_id=session_id).order_by("position")
     if below is not None:
         items = items.filter(position__lt=below)
-    steps = {step.pk: step async for step in Step.objects.filter(session_id=session_id)}
-    return transcript_rows([item async for item in items], steps, open_run)
+    steps = {step.pk: step for step in Step.objects.filter(session_id=session_id)}
+    return list(items), steps
 
 
 async def durable_transcript(session_id: str, head: Head | None) -> str:
@@ -140,6 +148,7 @@ def append(html: str) -> str:
 
 
 def text_delta(key: str, text: str) -> str:
+    text = text if valid_text(text) else scrub(text)
     return f'<template hx-swap-oob="beforeend:#live-{escape(key)}-text">{escape(text)}</template>'
 
 

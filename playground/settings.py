@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,8 @@ ASGI_APPLICATION = "playground.asgi.application"
 
 TEMPLATES = [
     {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Django's, made to render lone surrogates as U+FFFD (playground/templating.py).
+        "BACKEND": "playground.templating.ScalarTextTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
@@ -121,13 +123,15 @@ SIMULATOR_SEED = env_int("SIMULATOR_SEED", 0)
 PORT = env_int("PORT", 8000)
 
 # The upstream Responses endpoint. Without a base URL: api.openai.com when a key is set, else the
-# embedded simulator (which accepts any non-empty key).
+# embedded simulator, which accepts only this process's own random key from loopback.
 OPENAI_API_KEY = env_secret("OPENAI_API_KEY")
 UPSTREAM_BASE_URL = env_str("UPSTREAM_BASE_URL", "").rstrip("/")
 UPSTREAM_IS_EMBEDDED = not UPSTREAM_BASE_URL and not OPENAI_API_KEY
 if UPSTREAM_IS_EMBEDDED:
     UPSTREAM_BASE_URL = f"http://127.0.0.1:{PORT}/v1"
-    OPENAI_API_KEY = "sim-local"
+    # Known to this process alone (never shown, logged or stored): a visitor on the same port
+    # can neither read nor continue another's responses.
+    OPENAI_API_KEY = secrets.token_urlsafe(32)
 elif not UPSTREAM_BASE_URL:
     UPSTREAM_BASE_URL = "https://api.openai.com/v1"
 elif not OPENAI_API_KEY:
@@ -145,6 +149,14 @@ ROTATE_AFTER_SECONDS = env_float("ROTATE_AFTER_SECONDS", 55 * 60.0)
 # falls back to HTTP.
 UPSTREAM_RETRIES = env_int("UPSTREAM_RETRIES", 5)
 
+# Admission control (agents/admission.py): a storm of connects slows down, never fails. Sockets'
+# connect work (authorise, snapshot) runs this many at a time, the others wait, accepted; upstream
+# prewarms run PREWARM_CONCURRENCY at a time once no connect waits, and beyond PREWARM_BACKLOG
+# waiting a prewarm is skipped (the first step then opens the socket with a full create).
+CONNECT_CONCURRENCY = env_int("CONNECT_CONCURRENCY", 8)
+PREWARM_CONCURRENCY = env_int("PREWARM_CONCURRENCY", 4)
+PREWARM_BACKLOG = env_int("PREWARM_BACKLOG", 2_000)
+
 # Many processes (with REDIS_URL): a session's runner lives in the process holding its lease,
 # renewed every third of LEASE_SECONDS; another process takes over at most this long after the
 # owner died. Tabs on other processes get the feed in batches, one per FANOUT_INTERVAL_MS.
@@ -155,14 +167,40 @@ FANOUT_INTERVAL_MS = env_int("FANOUT_INTERVAL_MS", 25)
 TOOL_HTTP_ALLOWED_HOSTS = env_list("TOOL_HTTP_ALLOWED_HOSTS", [])
 TOOL_OUTPUT_LIMIT = env_int("TOOL_OUTPUT_LIMIT", 20_000)
 TOOL_TIMEOUT_SECONDS = env_float("TOOL_TIMEOUT_SECONDS", 15.0)
+# Tool schemas and arguments, bounded so that checking them never stalls the process: nesting
+# depth, the largest minLength/minItems/minProperties a schema may require, the size of a call's
+# arguments, and the time their check against the schema may take.
+TOOL_SCHEMA_MAX_DEPTH = env_int("TOOL_SCHEMA_MAX_DEPTH", 32)
+TOOL_SCHEMA_MAX_REQUIRED_SIZE = env_int("TOOL_SCHEMA_MAX_REQUIRED_SIZE", 10_000)
+TOOL_ARGUMENTS_LIMIT = env_int("TOOL_ARGUMENTS_LIMIT", 1_000_000)
+TOOL_VALIDATION_TIMEOUT_SECONDS = env_float("TOOL_VALIDATION_TIMEOUT_SECONDS", 2.0)
 
 # Share links: after SHARE_GUESS_LIMIT failed token lookups (unknown, revoked or expired) from
 # one client address, every lookup from it answers 429 for the rest of the window.
 SHARE_GUESS_LIMIT = env_int("SHARE_GUESS_LIMIT", 20)
 SHARE_GUESS_WINDOW_SECONDS = env_int("SHARE_GUESS_WINDOW_SECONDS", 60)
+# A share viewer's socket refuses every frame but the page's acks, and tells the page so at most
+# once per this many seconds: a flood of frames costs a check each, and logs only at DEBUG.
+SHARE_READ_ONLY_NOTICE_SECONDS = env_float("SHARE_READ_ONLY_NOTICE_SECONDS", 1.0)
+
+# Quotas (playground/quotas.py): what one visitor may create and run, so that nobody can exhaust
+# the server or a paid API key. Sessions per owner (a user, or an anonymous browser) in all; new
+# sessions (created or imported) per client address an hour; runs (messages sent) per session a
+# minute; tools per session; and the sizes, in characters, of what the forms accept.
+QUOTA_SESSIONS_PER_OWNER = env_int("QUOTA_SESSIONS_PER_OWNER", 200)
+QUOTA_NEW_SESSIONS_PER_HOUR = env_int("QUOTA_NEW_SESSIONS_PER_HOUR", 60)
+QUOTA_RUNS_PER_MINUTE = env_int("QUOTA_RUNS_PER_MINUTE", 20)
+QUOTA_TOOLS_PER_SESSION = env_int("QUOTA_TOOLS_PER_SESSION", 32)
+QUOTA_INSTRUCTIONS_CHARS = env_int("QUOTA_INSTRUCTIONS_CHARS", 100_000)
+QUOTA_TOOL_DESCRIPTION_CHARS = env_int("QUOTA_TOOL_DESCRIPTION_CHARS", 4_000)
+QUOTA_TOOL_PARAMETERS_CHARS = env_int("QUOTA_TOOL_PARAMETERS_CHARS", 20_000)
+QUOTA_MOCK_OUTPUT_CHARS = env_int("QUOTA_MOCK_OUTPUT_CHARS", 20_000)
 
 # Browser frames larger than this are refused with an error fragment (the socket stays open).
 MAX_FRAME_BYTES = 1024 * 1024
+# JSON from outside (browser frames, imported files) nesting deeper than this is refused with
+# a clear error before it is parsed: deeper values overflow the parser and what walks them.
+MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 64)
 
 LOGGING = {
     "version": 1,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from datetime import datetime, timedelta
 
 from channels.layers import get_channel_layer
@@ -21,7 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from agents.models import Session, ShareLink
-from agents.store import redis_client
+from playground.quotas import WindowCounter
 
 # What the owner picks from; None: the link never expires.
 EXPIRIES: dict[str, timedelta | None] = {
@@ -31,8 +30,6 @@ EXPIRIES: dict[str, timedelta | None] = {
     "never": None,
 }
 GUESS_KEY_PREFIX = "playground:share-guess:"
-# The in-process counter forgets addresses whose window ended once it holds this many.
-MEMORY_GUESS_ENTRIES = 10_000
 
 
 class GuessingLimited(Exception):
@@ -141,45 +138,20 @@ async def disconnect_viewers(link_ids: list[int]) -> None:
 
 # -- guessing ------------------------------------------------------------------------------------
 
-# client address -> (when its window started, on the monotonic clock; failures in it)
-_memory_guesses: dict[str, tuple[float, int]] = {}
+_guesses = WindowCounter(GUESS_KEY_PREFIX)
+# Without Redis: client address -> (when its window started, failures in it).
+_memory_guesses = _guesses.memory
 
 
 def reset_guesses() -> None:
     """Forget the in-process failure counts (tests start each from a clean slate)."""
-    _memory_guesses.clear()
+    _guesses.reset()
 
 
 async def _limited(client: str) -> bool:
-    limit = settings.SHARE_GUESS_LIMIT
-    if settings.REDIS_URL:
-        counted = await redis_client().get(GUESS_KEY_PREFIX + client)
-        return int(counted or 0) >= limit
-    entry = _memory_guesses.get(client)
-    if entry is None:
-        return False
-    started, failures = entry
-    if time.monotonic() - started >= settings.SHARE_GUESS_WINDOW_SECONDS:
-        del _memory_guesses[client]
-        return False
-    return failures >= limit
+    failures = await _guesses.count(client, settings.SHARE_GUESS_WINDOW_SECONDS)
+    return failures >= settings.SHARE_GUESS_LIMIT
 
 
 async def _failed(client: str) -> None:
-    window = settings.SHARE_GUESS_WINDOW_SECONDS
-    if settings.REDIS_URL:
-        key = GUESS_KEY_PREFIX + client
-        async with redis_client().pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, window, nx=True)  # the window starts at the first failure
-            await pipe.execute()
-        return
-    now = time.monotonic()
-    if len(_memory_guesses) >= MEMORY_GUESS_ENTRIES:
-        for address, (started, _) in list(_memory_guesses.items()):
-            if now - started >= window:
-                del _memory_guesses[address]
-    started, count = _memory_guesses.get(client, (now, 0))
-    if now - started >= window:
-        started, count = now, 0
-    _memory_guesses[client] = (started, count + 1)
+    await _guesses.add(client, settings.SHARE_GUESS_WINDOW_SECONDS)  # from the first failure on

@@ -26,7 +26,9 @@ urlpatterns = [
         views.share_revoke,
         name="share-revoke",
     ),
-    path("s/<str:token>/", views.share_view, name="share-view"),
+    # A link is /s/#<token>: the fragment never reaches a server, so no access log holds it.
+    path("s/", views.share_view, name="share-view"),
+    path("s/<str:token>/", views.share_old_link, name="share-old-link"),
     # Before the admin's own URLs, which would answer 404 for these.
     path("admin/inspector/", include("playground.inspector.urls")),
     path("admin/", admin.site.urls),

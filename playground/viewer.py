@@ -1,34 +1,48 @@
 """A share link's viewer socket: the session's transcript and its runs, live and read-only.
 
-Authorised by the link's token in ``connect``: an unknown, revoked or expired link is refused
-for good (accept, then close 4404; a close before accept reaches the browser as 1006, which
-htmx retries forever), and so is a client address over the guessing limit (4429). The socket
-joins its link's group, so revoking the link closes it on any process, and closes itself when
-the link expires. Every frame but an ack is refused: a viewer changes nothing.
+The socket's path is ``/ws/share/`` for every link, so no access log (daphne's, a proxy's) ever
+holds a token: the page (static/share.js) takes the token from the link's fragment and sends it
+as the socket's first frame, ``{"action": "open", "token": ..., "view": true|false}``. An
+unknown, revoked or expired link is refused for good (a notice, then close 4404; a close before
+accept reaches the browser as 1006, which htmx retries forever), and so is a client address over
+the guessing limit (4429), a first frame that is not an open frame, or none within
+``OPEN_TIMEOUT_SECONDS``. The socket joins its link's group, so revoking the link closes it on
+any process, and closes itself when the link expires. Every later frame but an ack is refused:
+a viewer changes nothing, and the page is told so at most once per
+``SHARE_READ_ONLY_NOTICE_SECONDS``, so a flood of frames costs a parse each and fills no log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from contextlib import suppress
+from functools import cache
 from typing import Any
 
+from django.conf import settings
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from agents.models import ShareLink
 from playground import render, share
 from playground.consumers import FeedConsumer
-from playground.protocol import ack_count
+from playground.protocol import CLOSE_GONE, CLOSE_LIMITED, CLOSE_NOT_FOUND, ack_count
 
 log = logging.getLogger(__name__)
 
-CLOSE_NOT_FOUND = 4404
-CLOSE_GONE = 4410  # the link was revoked or expired while the socket was open
-CLOSE_LIMITED = 4429
+# The page sends the token as soon as the socket opens; a socket that does not is closed.
+OPEN_TIMEOUT_SECONDS = 10.0
+MAX_OPEN_FRAME_CHARS = 1024  # a token is 43 characters
 READ_ONLY = "This is a read-only view of a shared session: it cannot send anything."
 REVOKED = "The owner revoked this link: the session is no longer shared with you."
 EXPIRED = "This link has expired: the session is no longer shared with you."
+NOT_SHARED = "This link does not open a session: it may be mistyped, revoked or expired."
+NOT_SHARED_REASON = "This link does not open a session."
+LIMITED = "Too many links that open nothing from your address; wait a minute, then try again."
+LIMITED_REASON = "Too many links that open nothing; wait a minute, then try again."
 
 
 def client_address(scope: Any) -> str:
@@ -36,23 +50,67 @@ def client_address(scope: Any) -> str:
     return str(client[0]) if client else "unknown"
 
 
+def opening(text: str | None) -> tuple[str, bool] | None:
+    """The token of an open frame, and whether it counts a view (the page's first socket, not
+    a reconnect); None for anything else."""
+    if text is None or len(text) > MAX_OPEN_FRAME_CHARS:
+        return None
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(frame, dict) or frame.get("action") != "open":
+        return None
+    token = frame.get("token")
+    if not isinstance(token, str) or not token:
+        return None
+    return token, frame.get("view") is True
+
+
+@cache
+def read_only_notice() -> str:
+    return render.notice(READ_ONLY, "error", "read_only")
+
+
+def header(link: ShareLink) -> str:
+    """The page's heading: the session's title, and its instructions if the link includes them."""
+    session = link.session
+    instructions = session.instructions if link.include_instructions else ""
+    context = {"session": session, "instructions": instructions, "oob": True}
+    return render_to_string("playground/viewer.html#header", context)
+
+
 class ViewerConsumer(FeedConsumer):
     read_only = True
     link_id: int | None = None
+    _opened = False  # the first frame came (whatever it opened)
+    _open_timer: asyncio.TimerHandle | None = None
     _expiry: asyncio.TimerHandle | None = None
     _ending: asyncio.Task[None] | None = None
+    _told_read_only = float("-inf")  # when the page was last told (monotonic clock)
 
     async def connect(self) -> None:
-        token = str(self.scope["url_route"]["kwargs"]["token"])
         await self.accept()
+        loop = asyncio.get_running_loop()
+        self._open_timer = loop.call_later(OPEN_TIMEOUT_SECONDS, self._open_timed_out)
+
+    async def _open(self, text: str | None) -> None:
+        """Authorise by the first frame's token, then follow the link's session."""
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+            self._open_timer = None
+        opened = opening(text)
+        if opened is None:
+            await self._refuse(CLOSE_NOT_FOUND, NOT_SHARED, "not_found", NOT_SHARED_REASON)
+            return
+        token, view = opened
         try:
             link = await share.lookup(token, client_address(self.scope))
         except share.GuessingLimited:
-            reason = "Too many links that open nothing; wait a minute, then try again."
-            await self.close(code=CLOSE_LIMITED, reason=reason)
+            await self._refuse(CLOSE_LIMITED, LIMITED, "limited", LIMITED_REASON)
             return
         if link is None:
-            await self.close(code=CLOSE_NOT_FOUND, reason="This link does not open a session.")
+            await self._refuse(CLOSE_NOT_FOUND, NOT_SHARED, "not_found", NOT_SHARED_REASON)
             return
         self.link_id = link.pk
         await self.channel_layer.group_add(share.group_name(link.pk), self.channel_name)
@@ -63,13 +121,28 @@ class ViewerConsumer(FeedConsumer):
         if link.expires is not None:
             delay = (link.expires - timezone.now()).total_seconds()
             self._expiry = asyncio.get_running_loop().call_later(delay, self._expired)
-        await share.record_use(link)
+        await (share.record_view(link) if view else share.record_use(link))
         await self.follow(str(link.session_id))
+        if self.outbox is not None:  # after the snapshot, in the flow-controlled stream
+            self.outbox.put(header(link))
+
+    async def _refuse(self, code: int, text: str, notice_code: str, reason: str) -> None:
+        """Tell the page why, then close for good (htmx does not reconnect after a 4xxx)."""
+        with suppress(Exception):  # the page may be gone already
+            await self.send(text_data=render.notice(text, "error", notice_code))
+            await self.close(code=code, reason=reason)
+
+    def _open_timed_out(self) -> None:
+        self._open_timer = None
+        if not self._opened:
+            self._opened = True
+            self._ending = asyncio.create_task(self._open(None))
 
     async def _leave(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
-            self._expiry = None
+        for timer in (self._open_timer, self._expiry):
+            if timer is not None:
+                timer.cancel()
+        self._open_timer = self._expiry = None
         link_id, self.link_id = self.link_id, None
         if link_id is not None:
             with suppress(Exception):  # the layer may be what failed
@@ -77,14 +150,22 @@ class ViewerConsumer(FeedConsumer):
         await super()._leave()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self._opened:
+            self._opened = True
+            await self._open(text_data)
+            return
         if self.outbox is None:
             return
         received = ack_count(text_data, bytes_data)
         if received is not None:  # flow control, not input: the page's acks keep it streaming
             self.outbox.acknowledge(received)
             return
-        log.warning("A viewer of session %s sent a frame; refused: read-only", self.session_id)
-        self.outbox.put(render.notice(READ_ONLY, "error", "read_only"))
+        # DEBUG, and one notice a while at most: a viewer must not fill the log or the socket.
+        log.debug("A viewer of session %s sent a frame; refused: read-only", self.session_id)
+        now = time.monotonic()
+        if now - self._told_read_only >= settings.SHARE_READ_ONLY_NOTICE_SECONDS:
+            self._told_read_only = now
+            self.outbox.put(read_only_notice())
 
     async def share_revoked(self, message: dict[str, Any]) -> None:
         """Group message: the owner revoked the link."""

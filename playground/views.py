@@ -5,6 +5,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,17 +15,18 @@ from django.views.decorators.http import require_GET, require_POST
 from agents.models import Item, Session, ShareLink, Step, Tool
 from agents.simulator.model import SCENARIOS
 from agents.store import context_store
-from playground import exchange, share
-from playground.access import visible_sessions
+from playground import exchange, quotas, share
+from playground.access import browser_key_hash, visible_sessions
 from playground.forms import ImportForm, SessionSettingsForm, ShareLinkForm, ToolForm
 from playground.render import transcript_rows
 
 
 def _browser_key(request: HttpRequest) -> str:
-    """The anonymous visitor's session key, created on first use."""
+    """What a new session of this anonymous visitor stores: the hash of its session key
+    (the key is created on first use)."""
     if request.session.session_key is None:
         request.session.save()
-    return str(request.session.session_key)
+    return browser_key_hash(str(request.session.session_key))
 
 
 def _announce(session: Session, text: str) -> None:
@@ -41,12 +43,16 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _home(
-    request: HttpRequest, import_form: ImportForm, import_error: str = "", status: int = 200
+    request: HttpRequest,
+    import_form: ImportForm,
+    import_error: str = "",
+    status: int = 200,
+    new_error: str = "",
 ) -> HttpResponse:
     context = {
+        "new_error": new_error,
         "sessions": visible_sessions(request.user, request.session.session_key)[:50],
         "embedded": settings.UPSTREAM_IS_EMBEDDED,
-        "base_url": request.build_absolute_uri("/v1"),
         "upstream": settings.UPSTREAM_BASE_URL,
         "scenarios": SCENARIOS,
         "import_form": import_form,
@@ -69,6 +75,12 @@ def session_import(request: HttpRequest) -> HttpResponse:
         imported = exchange.parse(upload.read())
     except exchange.ExchangeError as error:
         return _home(request, form, error.message, error.status)
+    problem = quotas.imported_problem(imported.session, imported.tools)
+    if problem:
+        return _home(request, form, problem, 422)
+    refusal = quotas.new_session_refusal(request, _owned(request))
+    if refusal:
+        return _home(request, form, refusal, 429)
     owner = request.user if request.user.is_authenticated else None
     session = exchange.save(imported, owner, "" if owner else _browser_key(request))
     return redirect("session", session.pk)
@@ -89,8 +101,15 @@ def json_download(data: dict[str, Any], session: Session) -> JsonResponse:
     return response
 
 
+def _owned(request: HttpRequest) -> QuerySet[Session]:
+    return visible_sessions(request.user, request.session.session_key)
+
+
 @require_POST
 def session_new(request: HttpRequest) -> HttpResponse:
+    refusal = quotas.new_session_refusal(request, _owned(request))
+    if refusal:
+        return _home(request, ImportForm(), status=429, new_error=refusal)
     session = Session(model=settings.UPSTREAM_MODEL)
     if request.user.is_authenticated:
         session.owner = request.user
@@ -192,15 +211,13 @@ def tool_delete(request: HttpRequest, session_id: str, tool_id: int) -> HttpResp
 
 # -- share links -----------------------------------------------------------------------------------
 
-# On every answer to /s/<token>/: the token must not leak through a Referer or a search index,
-# nor stay in a shared cache.
+# On every answer under /s/: the token (in the link's fragment, or the path of an old link) must
+# not leak through a Referer or a search index, nor stay in a shared cache.
 SHARE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Robots-Tag": "noindex, nofollow",
     "Cache-Control": "no-store",
 }
-NOT_SHARED = "This link does not open a session: it may be mistyped, revoked or expired.\n"
-GUESSING = "Too many links that open nothing from your address; wait a minute, then try again.\n"
 
 
 async def _own_session(request: HttpRequest, session_id: str) -> Session:
@@ -250,7 +267,8 @@ async def share_create(request: HttpRequest, session_id: str) -> HttpResponse:
         include_instructions=form.cleaned_data["include_instructions"],
         expiry=form.cleaned_data["expiry"],
     )
-    url = request.build_absolute_uri(reverse("share-view", args=[token]))
+    # The token in the fragment: browsers never send it, so no access log or proxy sees it.
+    url = request.build_absolute_uri(reverse("share-view")) + "#" + token
     return await _share_panel(request, session, created_url=url)
 
 
@@ -262,39 +280,27 @@ async def share_revoke(request: HttpRequest, session_id: str, link_id: int) -> H
     return await _share_panel(request, session)
 
 
-def _share_answer(status: int, body: str) -> HttpResponse:
-    """The same answer for every token that opens nothing: it must not tell them apart."""
-    response = HttpResponse(body, status=status, content_type="text/plain; charset=utf-8")
+def _share_headers(response: HttpResponse) -> HttpResponse:
     for name, value in SHARE_HEADERS.items():
         response[name] = value
-    # Django logs every 4xx with its path, and the path holds the token: never log it.
-    response._has_been_logged = True  # type: ignore[attr-defined]
     return response
 
 
 @require_GET
-async def share_view(request: HttpRequest, token: str) -> HttpResponse:
-    """The read-only page of a shared session; its socket follows runs live."""
-    try:
-        link = await share.lookup(token, str(request.META.get("REMOTE_ADDR", "unknown")))
-    except share.GuessingLimited:
-        return _share_answer(429, GUESSING)
-    if link is None:
-        return _share_answer(404, NOT_SHARED)
-    await share.record_view(link)
-    session = link.session
-    items = [item async for item in Item.objects.filter(session=session).order_by("position")]
-    steps = {step.pk: step async for step in Step.objects.filter(session=session)}
-    hot = await context_store().get(str(session.pk))
-    context = {
-        "session": session,
-        "instructions": session.instructions if link.include_instructions else "",
-        "rows": transcript_rows(items, steps),
-        "busy": bool(hot.get("running")),
-        "read_only": True,
-        "socket_path": f"/ws/share/{token}/",
-    }
-    response = render(request, "playground/viewer.html", context)
-    for name, value in SHARE_HEADERS.items():
-        response[name] = value
-    return response
+def share_view(request: HttpRequest) -> HttpResponse:
+    """The read-only page of a shared session, the same for every link (/s/#<token>): its script
+    sends the token from the fragment over the socket, which shows the session and follows it."""
+    context = {"socket_path": "/ws/share/"}
+    return _share_headers(render(request, "playground/viewer.html", context))
+
+
+@require_GET
+def share_old_link(request: HttpRequest, token: str) -> HttpResponse:
+    """A link of the old form, /s/<token>/: its path (the token) is already in the access log
+    by now; open it in the fragment form. Nothing is looked up, so the answer is the same for
+    every token and no guess is counted (the socket counts them)."""
+    response = HttpResponse(status=302)
+    response["Location"] = reverse("share-view") + "#" + token
+    # Django logs a 4xx with its path; a 302 it does not, but keep the path out of it anyway.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return _share_headers(response)

@@ -2,12 +2,33 @@
 // page has applied since the socket opened. The server keeps at most 32 frames unacknowledged
 // and coalesces the stream meanwhile, so a slow tab never makes it buffer without bound.
 // Reconnects use htmx's default full-jitter backoff (htmx.config.wsReconnectDelay).
+//
+// "Come back" closes: htmx's ws extension reconnects by itself only after 1006/1011/1012/1013,
+// but daphne cannot send 1012/1013, so the server says "restart" (4012) or "try again later"
+// (4013) instead (playground/protocol.py, RECONNECT_CODES) and this script reconnects on them,
+// with the same backoff. Every other 4xxx close is a refusal: final.
 (function () {
   "use strict";
   var ACK_EVERY = 8;
+  var RECONNECT_CODES = [4012, 4013];
   var received = 0;
+  var retries = 0; // reconnects since the server last sent a frame
   document.addEventListener("htmx:wsOpen", function () {
     received = 0;
+  });
+  document.addEventListener("htmx:wsClose", function (event) {
+    var socket = event.detail.socketWrapper;
+    if (RECONNECT_CODES.indexOf(event.detail.event.code) < 0 || !document.body.contains(event.target)) {
+      return;
+    }
+    // Full jitter, as htmx's own: a random wait up to 1 s, doubling per retry up to 64 s.
+    var delay = 1000 * Math.pow(2, Math.min(retries, 6)) * Math.random();
+    retries += 1;
+    setTimeout(function () {
+      if (document.body.contains(event.target)) {
+        socket.reconnect();
+      }
+    }, delay);
   });
   // A text delta is <template hx-swap-oob="beforeend:#live-…-text">text</template>: a template
   // parses anywhere, but htmx inserts an out-of-band element's child nodes, and a template keeps
@@ -19,6 +40,7 @@
     }
   });
   document.addEventListener("htmx:wsAfterMessage", function (event) {
+    retries = 0; // the server answered: the next "come back" starts the backoff afresh
     received += 1;
     if (received % ACK_EVERY === 0) {
       // Sent at once, never queued: a count from an earlier connection would be wrong.

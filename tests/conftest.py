@@ -12,6 +12,7 @@ from playwright.sync_api import Browser, sync_playwright
 from agents.registry import RUNNERS
 from agents.runner import SessionRunner
 from agents.simulator import Simulator, SimulatorConfig
+from playground import quotas
 from tests.services import CHROMIUM, require_chromium
 from tests.simserver import SimServer
 
@@ -22,6 +23,13 @@ def _close_async_orm_connections() -> Iterator[None]:
     and PostgreSQL will not drop the test database while it is open."""
     yield
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_quota_counters() -> None:
+    """The in-process quota counters (new sessions per address) start empty in every test:
+    the test client's address is always 127.0.0.1."""
+    quotas.reset()
 
 
 @pytest.fixture(scope="session")

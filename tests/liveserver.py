@@ -33,6 +33,7 @@ class LiveServer:
     log_path: Path | None = None
     data_dir: Path | None = None
     migrate: bool = True  # False for the second and later processes of one site
+    daphne_args: list[str] = field(default_factory=list)  # e.g. a shorter handshake timeout
 
     @property
     def base_url(self) -> str:
@@ -67,6 +68,7 @@ class LiveServer:
                 *("--bind", "127.0.0.1", "--port", str(self.port)),
                 *("--websocket-max-message-size", MAX_WS_BYTES),
                 *("--websocket-max-frame-size", MAX_WS_BYTES),
+                *self.daphne_args,
                 "playground.asgi:application",
             ]
             self.process = subprocess.Popen(daphne, cwd=ROOT, env=env, stdout=log, stderr=log)

@@ -11,9 +11,11 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.backends.db import SessionStore
 
 from agents.models import Session
+from playground.access import browser_key_hash
 from playground.asgi import application
 
 ORIGIN = "http://127.0.0.1:8000"
+HOST = (b"host", b"127.0.0.1:8000")  # the page's own origin is ORIGIN: the socket is served
 ACK_EVERY = 8
 BUSY_RE = re.compile(r'id="status"[^>]*data-busy="(true|false)"')
 CODE_RE = re.compile(r'id="notice"[^>]*data-code="([^"]*)"')
@@ -27,7 +29,9 @@ async def new_browser() -> str:
 
 
 async def new_session(browser_key: str, **fields: Any) -> Session:
-    return await Session.objects.acreate(browser_key=browser_key, model="sim", **fields)
+    """A session of the anonymous browser whose session key is ``browser_key``."""
+    owner = browser_key_hash(browser_key)
+    return await Session.objects.acreate(browser_key=owner, model="sim", **fields)
 
 
 @dataclass
@@ -39,7 +43,7 @@ class Tab:
     communicator: WebsocketCommunicator | None = None
 
     async def open(self) -> Tab:
-        headers = [(b"cookie", f"sessionid={self.browser_key}".encode())]
+        headers = [HOST, (b"cookie", f"sessionid={self.browser_key}".encode())]
         if self.origin is not None:
             headers.append((b"origin", self.origin.encode()))
         path = f"/ws/sessions/{self.session_id}/"

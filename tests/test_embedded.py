@@ -1,4 +1,5 @@
-"""The playground's ASGI app serves Django and mounts the simulator at /v1/ in process."""
+"""The playground's ASGI app serves Django and mounts the simulator at /v1/ in process, for the
+process itself: its own key, from loopback (tests/test_embedded_access.py: everyone else)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from django.test import Client
 from playground import env
 from playground.asgi import application, simulator
 
-AUTH = [(b"authorization", b"Bearer any-key")]
+AUTH = [(b"authorization", f"Bearer {settings.OPENAI_API_KEY}".encode())]
+LOOPBACK = ("127.0.0.1", 50000)
 
 
 async def test_the_simulator_answers_websockets_under_v1() -> None:
     communicator = WebsocketCommunicator(application, "/v1/responses", headers=AUTH)
+    communicator.scope["client"] = LOOPBACK
     connected, _ = await communicator.connect()
     assert connected
     await communicator.send_json_to({"type": "response.create", "model": "sim", "input": "hi"})
@@ -30,6 +33,7 @@ async def test_the_simulator_answers_websockets_under_v1() -> None:
 
 async def test_the_embedded_simulator_refuses_a_socket_without_a_key() -> None:
     communicator = WebsocketCommunicator(application, "/v1/responses")
+    communicator.scope["client"] = LOOPBACK
     connected, _ = await communicator.connect()
     # daphne cannot send a 401 at the upgrade, so the refusal is a close before accept (403).
     assert not connected
@@ -41,6 +45,7 @@ async def test_the_simulator_answers_http_under_v1() -> None:
     communicator = HttpCommunicator(
         application, "POST", "/v1/responses", body=body, headers=headers
     )
+    communicator.scope["client"] = LOOPBACK
     response = await communicator.get_response(timeout=5)
     assert response["status"] == 200
     assert json.loads(response["body"])["status"] == "completed"

@@ -6,14 +6,17 @@ import html
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import AsyncClient
 
 from agents.models import Item, Session, Step, Tool
 from playground import exchange
+from playground.access import browser_key_hash
 from tests.simserver import SimServer
 from tests.tabs import new_browser, new_session
 from tests.test_agent_loop import research_session, run
@@ -85,7 +88,7 @@ async def test_a_20_step_session_round_trips_with_identical_transcript_and_setti
     importer = await new_browser()
     copy = await imported_session(await upload(importer, json.dumps(data).encode()))
     assert copy.pk != session.pk
-    assert (copy.owner_id, copy.browser_key) == (None, importer)
+    assert (copy.owner_id, copy.browser_key) == (None, browser_key_hash(importer))
     # Exported again, the copy is the same file: items (data, status, in_context, position and
     # step), tools with every field, settings, and every step's metrics.
     assert without_time(await export(importer, copy)) == without_time(data)
@@ -138,7 +141,7 @@ BAD_FILES: list[tuple[bytes, int, str]] = [
         422,
         "session.max_steps",
     ),
-    (json.dumps(minimal(tools={"a": 1})).encode(), 422, '"tools" must be a list'),
+    (json.dumps(minimal(tools={"a": 1})).encode(), 422, "tools: must be a list"),
     (
         json.dumps(minimal(tools=[{"name": "bad name!"}])).encode(),
         422,
@@ -188,7 +191,59 @@ BAD_FILES: list[tuple[bytes, int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("content", "status", "message"), BAD_FILES)
+def with_item(data: dict[str, Any]) -> bytes:
+    return json.dumps(minimal(items=[{"position": 0, "data": data}])).encode()
+
+
+def with_step(**fields: Any) -> bytes:
+    step = {"mode": "create", "socket": "fresh", "status": "completed", **fields}
+    return json.dumps(minimal(steps=[step])).encode()
+
+
+# Files that once imported and then broke the page (500), or showed nonsense (issue 11).
+INVALID_FIELDS: list[tuple[bytes, int, str]] = [
+    (with_item({"type": "message", "role": "user", "content": [1, 2]}), 422, "items[0].data"),
+    (with_item({"type": "message", "content": {"a": 1}}), 422, "items[0].data.content"),
+    (with_item({"role": "user", "content": [{"text": 5}]}), 422, "items[0].data.content"),
+    (with_item({"type": "function_call", "arguments": {}}), 422, "items[0].data.arguments"),
+    (with_item({"type": 7}), 422, "items[0].data.type"),
+    (with_step(duration_ms=12.5).replace(b"12.5", b"NaN"), 422, "steps[0].duration_ms"),
+    (with_step(duration_ms=12.5).replace(b"12.5", b"Infinity"), 422, "steps[0].duration_ms"),
+    (with_step(duration_ms=12.5).replace(b"12.5", b"1e400"), 422, "steps[0].duration_ms"),
+    (with_step(ttft_ms="fast"), 422, "steps[0].ttft_ms"),
+    (with_step(input_tokens=2**40), 422, "steps[0].input_tokens"),
+    (with_step(retries=True), 422, "steps[0].retries"),
+    (json.dumps(minimal(session={"title": {"a": 1}, "model": "m"})).encode(), 422, "session.title"),
+    (json.dumps(minimal(session={"model": "m", "store": "yes"})).encode(), 422, "session.store"),
+    (json.dumps(minimal(session={"title": "t"})).encode(), 422, "session: the field 'model'"),
+    (json.dumps(minimal(tools=[{"name": "t", "strict": 1}])).encode(), 422, "tools[0].strict"),
+    (json.dumps(minimal(items=[{"position": 0}])).encode(), 422, "items[0]: the field 'data'"),
+    # A lone surrogate (the JSON escape \ud800) anywhere: the page could never be sent again.
+    (
+        json.dumps(minimal(session={"title": "a \ud800", "model": "m"})).encode(),
+        422,
+        "session.title: the text is not valid Unicode",
+    ),
+    (
+        with_item({"type": "message", "content": "hi \udc00"}),
+        422,
+        "items[0].data.content: the text is not valid Unicode",
+    ),
+    (
+        with_item({"type": "message", "content": "hi", "\ud800": 1}),
+        422,
+        "a field name is not valid Unicode",
+    ),
+    # Deep nesting: a RecursionError in the parser answered 500.
+    (
+        b'{"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        400,
+        "deeper than 64 levels: it is not a session export",
+    ),
+]
+
+
+@pytest.mark.parametrize(("content", "status", "message"), BAD_FILES + INVALID_FIELDS)
 async def test_a_bad_file_is_refused_with_the_reason_and_creates_nothing(
     content: bytes, status: int, message: str
 ) -> None:
@@ -225,3 +280,53 @@ def test_parse_links_items_to_steps_by_index_never_by_id() -> None:
     assert (item.position, item.in_context, index) == (4, False, 0)
     assert step._state.adding  # unsaved: no id until the import saves it
     assert (step.mode, step.ttft_ms) == ("warm", None)
+
+
+SCHEMA = Path(exchange.__file__).parent / "schemas" / "session-export.schema.json"
+
+
+async def test_an_export_validates_against_the_published_schema_and_imports_back(
+    sim_server: SimServer, use_upstream: UseUpstream
+) -> None:
+    use_upstream(sim_server)
+    session, browser = await research_session(3, title="Tides", instructions="Be brief.")
+    await run(session, browser, "/research 3 tide tables")
+    await Tool.objects.acreate(session=session, name="ask", mode=Tool.Mode.MANUAL)
+    data = await export(browser, session)
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(data, schema, cls=jsonschema.Draft202012Validator)
+    assert data["steps"]
+    assert {item["data"]["type"] for item in data["items"]} >= {"message", "function_call"}
+    importer = await new_browser()
+    copy = await imported_session(await upload(importer, json.dumps(data).encode()))
+    page = await browser_client(importer).get(f"/sessions/{copy.pk}/")
+    assert page.status_code == 200
+    assert "tide tables" in page.content.decode()
+
+
+def test_the_readme_publishes_the_schema() -> None:
+    readme = (SCHEMA.parent.parent.parent / "README.md").read_text()
+    section = readme.split("## Sharing, export and import", 1)[1].split("\n## ", 1)[0]
+    assert "(playground/schemas/session-export.schema.json)" in section
+
+
+async def test_content_parts_and_odd_item_types_still_import_and_render() -> None:
+    items = [
+        {"position": 0, "data": {"role": "user", "content": "no type: a message"}},
+        {
+            "position": 1,
+            "data": {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "**parts**", "annotations": []}],
+            },
+        },
+        {"position": 2, "data": {"type": "reasoning", "summary": [{"text": "hm"}]}},
+        {"position": 3, "data": {"type": "function_call_output", "call_id": "c", "output": "ok"}},
+    ]
+    browser = await new_browser()
+    copy = await imported_session(await upload(browser, json.dumps(minimal(items=items)).encode()))
+    page = await browser_client(browser).get(f"/sessions/{copy.pk}/")
+    assert page.status_code == 200
+    assert "<strong>parts</strong>" in page.content.decode()

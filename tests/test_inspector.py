@@ -18,8 +18,9 @@ from agents.models import Item, Step, Tool
 from agents.registry import RUNNERS
 from playground import share
 from playground.asgi import application
+from playground.protocol import CLOSE_RESTART
 from tests.simserver import SimServer
-from tests.tabs import ORIGIN, Tab, new_browser, new_session
+from tests.tabs import HOST, ORIGIN, Tab, new_browser, new_session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
 
@@ -41,7 +42,7 @@ class Inspector:
 
     def __init__(self, client: AsyncClient, path: str = "/ws/inspector/") -> None:
         cookie = f"sessionid={client.cookies['sessionid'].value}"
-        headers = [(b"cookie", cookie.encode()), (b"origin", ORIGIN.encode())]
+        headers = [HOST, (b"cookie", cookie.encode()), (b"origin", ORIGIN.encode())]
         self.communicator = WebsocketCommunicator(application, path, headers=headers)
         self.frames: list[str] = []
 
@@ -211,10 +212,11 @@ async def test_rotate_end_and_close_are_audited_and_done(
     assert modes == ["warm", "delta"]
     # End the run when none runs: said, and audited with what happened.
     await staff.post(action, {"action": "stop"})
-    # Close every browser socket: the tab is closed with "try again" (1012), so htmx reconnects.
+    # Close every browser socket: the tab is closed with "restart", so the page reconnects (the
+    # code on the wire, through daphne: tests/test_close_codes.py).
     await staff.post(action, {"action": "close_sockets"})
     closed = await tab.close_output()
-    assert closed["code"] == 1012
+    assert closed["code"] == CLOSE_RESTART
     # Revoke the share links: the active one goes; with none left, it says so.
     link, _ = await share.create_link(session, label="", include_instructions=False, expiry="1h")
     await staff.post(action, {"action": "revoke_links"})

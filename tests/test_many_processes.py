@@ -220,7 +220,8 @@ async def test_a_redis_restart_mid_run_interrupts_the_run_and_everything_recover
         await tab.send("/chat 3000 a reply Redis will not see the end of")
         await tab.until(lambda page: page.live and len(page.live[0].text) > 100)
         # A restart is outlasted by the connections' retries: the tabs stay open and resync.
-        # A longer outage drops them (close 1013), and they come back with backoff.
+        # A longer outage drops them (close 4013, "try again later"), and they come back with
+        # backoff.
         redis.restart(down)
         settled = lambda page: page.busy is False and len(page.blocks) == 2  # noqa: E731
         tabs = []

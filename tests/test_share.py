@@ -21,14 +21,17 @@ from agents.models import Item, Session, ShareLink, Step, Tool
 from agents.store import context_store, redis_client
 from playground import share
 from playground.asgi import application
+from playground.viewer import client_address
 from tests.services import REDIS_URL, require_redis
 from tests.simserver import SimServer
-from tests.tabs import ORIGIN, Tab, new_browser, new_session
+from tests.tabs import HOST, ORIGIN, Tab, new_browser, new_session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
 
 UseUpstream = Callable[[SimServer], SimServer]
-URL_RE = re.compile(r'id="share-url"[^>]*value="http://testserver/s/([^/"]+)/"')
+# The token travels in the URL's fragment, which a browser never sends: no access log holds it.
+URL_RE = re.compile(r'id="share-url"[^>]*value="http://testserver/s/#([A-Za-z0-9_-]+)"')
+SOCKET_PATH = "/ws/share/"
 INSTRUCTIONS = "Speak like a lighthouse keeper (INSTRUCTIONS-MARKER)."
 MOCK_TEMPLATE = "Notes on {{query}}: MOCK-TEMPLATE-MARKER"
 PARAMETER_MARKER = "PARAMETER-DESCRIPTION-MARKER"
@@ -49,16 +52,30 @@ def fresh_limiter() -> Iterator[None]:
 
 
 class Viewer(Tab):
-    """A share link's page socket, as htmx opens it (``session_id`` holds the token)."""
+    """A share link's page socket, as static/share.js opens it: ``/ws/share/``, nothing secret in
+    the path, then the token (``session_id`` holds it) in the first frame."""
+
+    view = True  # the page's first socket counts a view; its reconnects do not
 
     async def open(self) -> Viewer:
+        """Open the link, and wait until the page shows the session: the snapshot, then the
+        heading (perhaps in one frame)."""
         await self.connect()
+        await self.until(r'id="shared"')
         return self
 
+    @property
+    def seen(self) -> str:
+        return "".join(self.frames)
+
     async def connect(self) -> None:
-        path = f"/ws/share/{self.session_id}/"
-        headers = [(b"origin", ORIGIN.encode())]
-        self.communicator = WebsocketCommunicator(application, path, headers=headers)
+        await self.connect_bare()
+        opening = {"action": "open", "token": self.session_id, "view": self.view}
+        await self.send_frame(json.dumps(opening))
+
+    async def connect_bare(self) -> None:
+        headers = [HOST, (b"origin", ORIGIN.encode())]
+        self.communicator = WebsocketCommunicator(application, SOCKET_PATH, headers=headers)
         connected, _ = await self.communicator.connect(timeout=10)
         assert connected, "the socket was not accepted"
 
@@ -99,17 +116,13 @@ async def test_a_link_is_stored_as_a_hash_and_opens_the_session_read_only() -> N
     assert link.token_hash != token
     assert token not in link.token_hash
 
-    response = await AsyncClient().get(f"/s/{token}/")
-    assert response.status_code == 200
-    page = response.content.decode()
-    assert "Tide study" in page
-    assert '<meta name="robots" content="noindex">' in page
-    assert response["Referrer-Policy"] == "no-referrer"
-    assert response["X-Robots-Tag"] == "noindex, nofollow"
-    assert f'ws-connect="/ws/share/{token}/"' in page
-    assert "<form" not in page
-    assert 'id="composer"' not in page
-    assert 'id="stop"' not in page
+    viewer = await Viewer(token, "").open()
+    await viewer.close()
+    assert "Tide study" in viewer.seen
+    assert 'id="transcript"' in viewer.seen
+    assert "<form" not in viewer.seen
+    assert 'id="composer"' not in viewer.seen
+    assert 'id="stop"' not in viewer.seen
     link = await link_of(token)
     assert link.views == 1
     assert link.last_used is not None
@@ -119,22 +132,62 @@ async def test_a_link_is_stored_as_a_hash_and_opens_the_session_read_only() -> N
     assert token not in listing
 
 
+async def test_the_token_is_in_no_path_the_browser_requests() -> None:
+    """Access logs (daphne's, a proxy's) write every request's path: the link keeps its token in
+    the fragment (/s/#<token>), which browsers never send; the page sends it in the socket's
+    first frame, and the socket's path is /ws/share/ for every link."""
+    _, _, token = await shared_session(title="Tide study")
+    response = await AsyncClient().get("/s/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert token not in page
+    assert "Tide study" not in page  # the page is the same for every link: the socket fills it
+    assert f'ws-connect="{SOCKET_PATH}"' in page
+    assert "share.js" in page
+    assert '<meta name="robots" content="noindex">' in page
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["X-Robots-Tag"] == "noindex, nofollow"
+    assert response["Cache-Control"] == "no-store"
+    assert "<form" not in page
+    assert 'id="composer"' not in page
+
+
+async def test_an_old_style_link_redirects_to_the_fragment_without_a_lookup() -> None:
+    """Links made before the fragment form still open; the redirect looks nothing up, so it
+    answers the same for every token and counts no guess."""
+    _, _, token = await shared_session()
+    for candidate in (token, secrets.token_urlsafe(32)):
+        response = await AsyncClient().get(f"/s/{candidate}/")
+        assert response.status_code == 302
+        assert response["Location"] == f"/s/#{candidate}"
+        assert response["Referrer-Policy"] == "no-referrer"
+        assert response["Cache-Control"] == "no-store"
+    assert share._memory_guesses == {}
+
+
 async def test_a_thousand_random_tokens_open_nothing_and_guessing_is_limited(
     settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings.SHARE_GUESS_LIMIT = 20
     _, _, token = await shared_session()
-    guesser = AsyncClient()  # every request from the test client's one address
-    with caplog.at_level(logging.INFO):
-        statuses = [
-            (await guesser.get(f"/s/{secrets.token_urlsafe(32)}/")).status_code for _ in range(1000)
-        ]
-    assert "/s/" not in caplog.text  # Django logs a 4xx with its path: the token stays out
-    assert 200 not in statuses
-    assert statuses[:20] == [404] * 20
-    assert set(statuses[20:]) == {429}
-    # Limited, even a real token answers 429: a lucky guess must not stand out.
-    assert (await guesser.get(f"/s/{token}/")).status_code == 429
+    codes = []
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(40):  # every socket from the test client's one address
+            guess = Viewer(secrets.token_urlsafe(32), "")
+            await guess.connect()
+            codes.append((await guess.close_output())["code"])
+        # The rest through the lookup the socket makes, as the sockets would (and faster).
+        address = client_address(WebsocketCommunicator(application, SOCKET_PATH).scope)
+        for _ in range(960):
+            with pytest.raises(share.GuessingLimited):
+                await share.lookup(secrets.token_urlsafe(32), address)
+    assert "/s/" not in caplog.text
+    assert codes[:20] == [4404] * 20
+    assert set(codes[20:]) == {4429}
+    # Limited, even a real token is refused: a lucky guess must not stand out.
+    limited = Viewer(token, "")
+    await limited.connect()
+    assert (await limited.close_output())["code"] == 4429
     # Another address is not limited by this one's failures.
     assert await share.lookup(token, "203.0.113.8") is not None
 
@@ -142,11 +195,14 @@ async def test_a_thousand_random_tokens_open_nothing_and_guessing_is_limited(
 async def test_the_guessing_limit_ends_with_its_window(settings: Any) -> None:
     settings.SHARE_GUESS_LIMIT = 2
     settings.SHARE_GUESS_WINDOW_SECONDS = 1
-    guesser = AsyncClient()
-    for expected in (404, 404, 429):
-        assert (await guesser.get("/s/no-such-token/")).status_code == expected
+    for expected in (4404, 4404, 4429):
+        guess = Viewer("no-such-token", "")
+        await guess.connect()
+        assert (await guess.close_output())["code"] == expected
     await asyncio.sleep(1.1)
-    assert (await guesser.get("/s/no-such-token/")).status_code == 404
+    guess = Viewer("no-such-token", "")
+    await guess.connect()
+    assert (await guess.close_output())["code"] == 4404
 
 
 async def test_a_limited_address_cannot_open_a_viewer_socket_either(settings: Any) -> None:
@@ -154,10 +210,56 @@ async def test_a_limited_address_cannot_open_a_viewer_socket_either(settings: An
     _, _, token = await shared_session()
     unknown = Viewer("not-a-token", "")
     await unknown.connect()
+    notice = await unknown.until(r'id="notice"')
+    assert 'data-code="not_found"' in notice
     assert (await unknown.close_output())["code"] == 4404
     limited = Viewer(token, "")
     await limited.connect()
+    notice = await limited.until(r'id="notice"')
+    assert 'data-code="limited"' in notice
     assert (await limited.close_output())["code"] == 4429
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        json.dumps({"action": "ack", "received": 1}),
+        json.dumps({"action": "open", "token": 42}),
+        json.dumps({"action": "open", "token": "x" * 10_000}),
+        json.dumps({"action": "open"}),
+        json.dumps(["open"]),
+        "not json",
+        b"\x00binary",
+    ],
+)
+async def test_a_viewer_socket_whose_first_frame_is_not_a_token_is_closed(
+    first: str | bytes,
+) -> None:
+    viewer = Viewer("", "")
+    await viewer.connect_bare()
+    await viewer.send_frame(first)
+    close = await viewer.close_output()
+    assert close["code"] == 4404
+    assert share._memory_guesses == {}  # not a guess: nothing was looked up
+
+
+async def test_a_viewer_socket_that_sends_no_token_is_closed(monkeypatch: Any) -> None:
+    from playground import viewer as viewer_module
+
+    monkeypatch.setattr(viewer_module, "OPEN_TIMEOUT_SECONDS", 0.2)
+    viewer = Viewer("", "")
+    await viewer.connect_bare()
+    assert (await viewer.close_output(wait=2))["code"] == 4404
+
+
+async def test_a_second_open_frame_is_refused_as_input() -> None:
+    _, _, token = await shared_session()
+    viewer = await Viewer(token, "").open()
+    _, _, other = await shared_session(title="Another session")
+    await viewer.send_frame(json.dumps({"action": "open", "token": other}))
+    await viewer.until(r'data-code="read_only"')
+    await viewer.close()
+    assert "Another session" not in viewer.seen
 
 
 async def test_with_redis_failures_are_counted_in_redis_per_address(settings: Any) -> None:
@@ -194,21 +296,20 @@ async def test_revoked_and_expired_links_answer_exactly_like_an_unknown_one() ->
     assert 'data-state="revoked"' in listing
     assert 'data-state="active"' not in listing
 
-    unknown = await fetch(secrets.token_urlsafe(32))
-    assert unknown[0] == 404
-    assert unknown[2]["Referrer-Policy"] == "no-referrer"
-    assert await fetch(revoked) == unknown
-    assert await fetch(expired) == unknown
-    for token in (revoked, expired):
-        viewer = Viewer(token, "")
-        await viewer.connect()
-        close = await viewer.close_output()
-        assert (close["code"], close.get("reason")) == (4404, "This link does not open a session.")
+    unknown = await refusal(secrets.token_urlsafe(32))
+    assert unknown[1:] == (4404, "This link does not open a session.")
+    assert 'data-code="not_found"' in unknown[0]
+    assert await refusal(revoked) == unknown
+    assert await refusal(expired) == unknown
 
 
-async def fetch(token: str) -> tuple[int, bytes, dict[str, str]]:
-    response = await AsyncClient().get(f"/s/{token}/")
-    return response.status_code, response.content, dict(response.headers)
+async def refusal(token: str) -> tuple[str, int, str]:
+    """What a viewer socket opened with ``token`` shows, and how it closes."""
+    viewer = Viewer(token, "")
+    await viewer.connect()
+    notice = await viewer.until(r'id="notice"')
+    close = await viewer.close_output()
+    return notice, close["code"], close.get("reason", "")
 
 
 def test_consumers_say_whether_they_are_read_only() -> None:
@@ -237,7 +338,7 @@ async def test_another_browser_cannot_create_list_or_revoke_links() -> None:
     via_own = await stranger.post(f"/sessions/{own.pk}/share/{link.pk}/revoke/")
     assert via_own.status_code == 404
     assert (await link_of(token)).revoked is None
-    assert (await AsyncClient().get(f"/s/{token}/")).status_code == 200
+    assert await share.lookup(token, "203.0.113.9") is not None
 
 
 async def test_an_invalid_expiry_is_refused_and_creates_nothing() -> None:
@@ -261,13 +362,20 @@ async def test_the_viewer_page_shows_no_secrets_and_instructions_only_when_inclu
         session=session, name="lookup", parameters=SCHEMA, mock_output=MOCK_TEMPLATE
     )
     with_instructions = await create_link(browser, session, include_instructions="on")
-    plain = (await AsyncClient().get(f"/s/{token}/")).content.decode()
+    plain = await first_frames(token)
     for secret in (INSTRUCTIONS, "MOCK-TEMPLATE-MARKER", PARAMETER_MARKER, API_KEY):
         assert secret not in plain
-    included = (await AsyncClient().get(f"/s/{with_instructions}/")).content.decode()
+    included = await first_frames(with_instructions)
     assert INSTRUCTIONS in included
     assert "MOCK-TEMPLATE-MARKER" not in included
     assert API_KEY not in included
+
+
+async def first_frames(token: str) -> str:
+    """What a viewer's page gets on opening the link: the session's header and its snapshot."""
+    viewer = await Viewer(token, "").open()
+    await viewer.close()
+    return viewer.seen
 
 
 async def test_a_viewer_follows_a_run_without_controls_or_tool_configuration(
@@ -303,12 +411,15 @@ async def test_a_viewer_follows_a_run_without_controls_or_tool_configuration(
 
 
 async def test_a_viewer_frame_changes_nothing_and_is_told_it_is_read_only(
-    sim_server: SimServer, use_upstream: UseUpstream, caplog: pytest.LogCaptureFixture
+    sim_server: SimServer,
+    use_upstream: UseUpstream,
+    caplog: pytest.LogCaptureFixture,
+    settings: Any,
 ) -> None:
+    settings.SHARE_READ_ONLY_NOTICE_SECONDS = 0  # a notice for every frame
     use_upstream(sim_server)
     session, _, token = await shared_session()
     viewer = await Viewer(token, "").open()
-    await viewer.receive()  # the snapshot
     frames: list[str | bytes] = [
         json.dumps({"action": "send", "message": "/chat 20 hello", "HEADERS": {}}),
         json.dumps({"action": "stop"}),
@@ -318,7 +429,7 @@ async def test_a_viewer_frame_changes_nothing_and_is_told_it_is_read_only(
         "not json",
         b"\x00binary",
     ]
-    with caplog.at_level(logging.WARNING, logger="playground.viewer"):
+    with caplog.at_level(logging.DEBUG, logger="playground.viewer"):
         for frame in frames:
             await viewer.send_frame(frame)
             notice = await viewer.until(r'id="notice"')
@@ -335,7 +446,44 @@ async def test_a_viewer_frame_changes_nothing_and_is_told_it_is_read_only(
     assert not (await context_store().get(str(session.pk))).get("running")
     refusals = [r for r in caplog.records if "read-only" in r.getMessage()]
     assert len(refusals) == len(frames)
+    assert {r.levelno for r in refusals} == {logging.DEBUG}  # a viewer must not fill the log
     assert token not in caplog.text
+
+
+async def test_a_viewer_flooding_its_socket_logs_no_warning_and_gets_few_notices(
+    sim_server: SimServer, use_upstream: UseUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    use_upstream(sim_server)
+    session, _, token = await shared_session()
+    viewer = await Viewer(token, "").open()
+    frame = json.dumps({"action": "send", "message": "/chat 20 hello", "HEADERS": {}})
+    with caplog.at_level(logging.INFO):
+        for _ in range(1000):
+            await viewer.send_frame(frame)
+        await viewer.until(r'data-code="read_only"')
+        assert viewer.communicator is not None
+        while not await viewer.communicator.receive_nothing(0.5):  # until it has read them all
+            await viewer.receive()
+        # At most one notice per SHARE_READ_ONLY_NOTICE_SECONDS (1 s): a flood costs little.
+        assert 1 <= viewer.seen.count('data-code="read_only"') <= 3
+        # The socket is still open: an ack is taken silently.
+        await viewer.send_frame(json.dumps({"action": "ack", "received": 1}))
+        assert await viewer.communicator.receive_nothing(0.2)
+    await viewer.close()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert not await Item.objects.filter(session=session).aexists()
+
+
+def test_the_log_filter_scrubs_share_tokens_from_paths() -> None:
+    """A last line of defence: any log line of ours that holds a share path loses its token."""
+    from playground.logging import RedactSecrets
+
+    token = secrets.token_urlsafe(32)
+    for path in (f"/s/{token}/", f"/ws/share/{token}/", f"/ws/share/{token}", f"/s/#{token}"):
+        record = logging.LogRecord("x", logging.WARNING, "", 0, "Not Found: %s", (path,), None)
+        RedactSecrets().filter(record)
+        assert token not in record.getMessage(), path
+        assert "[redacted]" in record.getMessage()
 
 
 # -- revocation and expiry ---------------------------------------------------------------------
@@ -347,7 +495,6 @@ async def test_revoking_closes_a_connected_viewer_within_a_second_with_the_reaso
     use_upstream(sim_server)
     session, browser, token = await shared_session()
     viewer = await Viewer(token, "").open()
-    await viewer.receive()  # the snapshot
     link = await link_of(token)
     started = time.monotonic()
     response = await owner(browser).post(f"/sessions/{session.pk}/share/{link.pk}/revoke/")

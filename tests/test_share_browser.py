@@ -1,8 +1,10 @@
 """Two real browsers on a live daphne: the owner shares a session, a viewer follows a run live
-through the link, and loses it the moment the owner revokes the link."""
+through the link, and loses it the moment the owner revokes the link; daphne's access log never
+holds the link's token."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -22,6 +24,7 @@ document.addEventListener("htmx:wsClose", (e) => { window.probe.closeCode = e.de
 # About 4 s of streaming at the realistic profile's 100 tokens/s.
 MESSAGE = "/chat 400 the tides of the Atlantic coast"
 CONNECTED = "window.probe.opens >= 1 && window.probe.messages >= 1"
+TOKEN_RE = re.compile(r"/s/#?([A-Za-z0-9_-]{43})")
 
 
 @pytest.fixture(scope="module", params=["memory", "redis"])
@@ -94,9 +97,62 @@ def test_a_viewer_follows_a_run_live_until_the_owner_revokes_the_link(
         expect(viewer.locator("#notice")).to_contain_text("revoked this link")
         expect(owner.locator("#share tr[data-state=revoked]")).to_have_count(1)
 
+        # Opened again, the link opens nothing: the page says so and its socket closes for good.
         reloaded = viewer.reload()
         assert reloaded is not None
-        assert reloaded.status == 404
+        viewer.wait_for_function("window.probe.closeCode !== null")
+        assert viewer.evaluate("window.probe.closeCode") == 4404
+        expect(viewer.locator("#notice")).to_contain_text("does not open a session")
+        assert errors == [], f"{errors}\n--- server log ---\n{server.output()}"
+    finally:
+        viewer_context.close()
+        owner_context.close()
+
+
+@pytest.mark.timeout(60)
+def test_no_access_log_line_holds_the_token_of_a_link_a_viewer_opened(
+    browser: Browser, server: LiveServer
+) -> None:
+    """daphne logs every request's path (GET, WSCONNECT, WSDISCONNECT), and so would a proxy:
+    the token rides in the URL's fragment, which browsers never send, and in the socket's first
+    frame, which no access log records."""
+    errors: list[str] = []
+    owner_context, owner = new_page(browser, server, errors)
+    viewer_context, viewer = new_page(browser, server, errors)
+    try:
+        owner.goto("/")
+        owner.click("#new-session")
+        owner.wait_for_url("**/sessions/*/")
+        owner.wait_for_function(CONNECTED)
+        title = owner.locator("#settings input[name=title]").input_value()
+        owner.click("#share-create")
+        url = owner.locator("#share-url").input_value()
+        match = TOKEN_RE.search(url)
+        assert match, url
+        token = match[1]
+
+        viewer.goto(url)  # pasted into another browser
+        viewer.wait_for_function(CONNECTED)
+        viewer_context.close()  # WSDISCONNECT is logged too
+        deadline = time.monotonic() + 5
+        while "WSDISCONNECT /ws/share/" not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = server.output()
+        assert "WSCONNECT /ws/share/" in log, log  # this is daphne's access log
+        assert "GET /s/" in log, log
+        assert token not in log, log
+
+        viewer_context, viewer = new_page(browser, server, errors)
+        viewer.goto(url)
+        viewer.wait_for_function(CONNECTED)
+        expect(viewer.locator("#shared h1")).to_have_text(title)
+        expect(viewer.locator("#transcript")).to_have_count(1)
+        assert title in viewer.title()
+        # A link of the old form, /s/<token>/, still opens (its path is logged: README).
+        viewer.goto(f"/s/{token}/")
+        viewer.wait_for_url(f"**/s/#{token}")
+        viewer.wait_for_function(CONNECTED)
+        expect(viewer.locator("#shared h1")).to_have_text(title)
         assert errors == [], f"{errors}\n--- server log ---\n{server.output()}"
     finally:
         viewer_context.close()

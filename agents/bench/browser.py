@@ -153,6 +153,9 @@ class Tab:
     def __init__(self, browser: Browser, ws_base: str, session_id: str) -> None:
         self.browser, self.session_id = browser, session_id
         self.url = f"{ws_base}/ws/sessions/{session_id}/"
+        # The page's origin is the server the socket goes to: behind a load balancer every
+        # process shares one origin, and sockets must come from the same scheme, host and port.
+        self.origin = "http" + ws_base.removeprefix("ws")
         self.page_url = f"{browser.base_url}/sessions/{session_id}/"
         self.ws: ClientConnection | None = None
         self.first_frame: Frame | None = None
@@ -160,7 +163,7 @@ class Tab:
 
     async def open(self, wait: float = 30) -> Tab:
         """Connect and wait for the first fragment (the snapshot): the page is live."""
-        headers = {"Cookie": self.browser.cookie_header, "Origin": self.browser.base_url}
+        headers = {"Cookie": self.browser.cookie_header, "Origin": self.origin}
         self.ws = await connect(
             self.url,
             additional_headers=headers,

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 BIN = Path(sys.executable).parent
 API_KEY = "sk-bench-simulator"
 MAX_WS_BYTES = "67108864"  # as `make run` serves it
+LISTEN_BACKLOG = 4096  # as `make run` listens (the raw server too)
 # A developer's shell may carry settings that would point the playground somewhere else.
 STRIPPED = ("UPSTREAM_BASE_URL", "OPENAI_API_KEY", "OPENAI_API_KEY_FILE", "REDIS_URL")
 START_TIMEOUT = 30.0
@@ -131,6 +132,9 @@ def wait_until(probe: Process, url: str, headers: dict[str, str]) -> None:
     raise RuntimeError(f"{probe.name} did not answer {url} within {START_TIMEOUT:.0f} s")
 
 
+BENCH_QUOTAS = ("QUOTA_SESSIONS_PER_OWNER", "QUOTA_NEW_SESSIONS_PER_HOUR", "QUOTA_RUNS_PER_MINUTE")
+
+
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in STRIPPED}
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
@@ -208,11 +212,16 @@ class PlaygroundProcess(Process):
             OPENAI_API_KEY=API_KEY,
             UPSTREAM_MODEL="sim",
             DATABASE_URL=f"sqlite:///{database}",
+            # The benchmark is one visitor opening thousands of sessions and runs from one
+            # address, which the quotas exist to refuse.
+            **dict.fromkeys(BENCH_QUOTAS, "1000000"),
             **self.env,
         )
         daphne = [
             str(BIN / "daphne"),
-            *("--bind", "127.0.0.1", "--port", str(self.port)),
+            # As `make run`: a listen backlog the size of a storm (Twisted's default is 50, and
+            # connects beyond it wait for the kernel to retry them, 1 s, 3 s, 7 s later).
+            *("--endpoint", f"tcp:port={self.port}:interface=127.0.0.1:backlog={LISTEN_BACKLOG}"),
             *("--websocket-max-message-size", MAX_WS_BYTES),
             *("--websocket-max-frame-size", MAX_WS_BYTES),
             "playground.asgi:application",

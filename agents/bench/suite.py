@@ -14,7 +14,7 @@ from typing import Any
 from agents.bench.overhead import overhead_realistic, overhead_zero, ws_vs_http
 from agents.bench.results import Row, not_run, summary
 from agents.bench.resume import resume
-from agents.bench.scale import concurrency, connect_storm
+from agents.bench.scale import concurrency, connect_storm, connect_storm_busy
 from agents.bench.sizes import Sizes
 from agents.bench.streams import token_burst, token_latency, token_latency_two_processes
 
@@ -46,6 +46,8 @@ def scenarios() -> dict[str, Scenario]:
                  resume),
         Scenario("connect-storm", "1,000 simultaneous browser sockets vs a raw server",
                  connect_storm),
+        Scenario("connect-storm-busy", "the same while another process spins a core",
+                 connect_storm_busy),
     ]  # fmt: skip
     return {scenario.name: scenario for scenario in listed}
 

@@ -84,6 +84,10 @@ class SimulatorConfig:
     log_capacity: int = 500  # connections whose logs are kept for introspection
     # Benchmarks: log when each delta event was sent (``sends`` in a connection's log).
     record_sends: bool = False
+    # The operator's hooks: ``/_sim/`` (logs, oracle, fault API) and faults a client asks for
+    # (header, query). Off where the simulator shares a port with visitors (the embedded one).
+    introspection: bool = True
+    client_faults: bool = True
 
     @classmethod
     def for_profile(

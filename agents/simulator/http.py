@@ -25,11 +25,14 @@ INTROSPECT = re.compile(r"/_sim/(.*)$")
 
 async def serve_http(sim: Simulator, scope: Scope, receive: Receive, send: Send) -> None:
     path, method = scope["path"].rstrip("/"), scope["method"]
+    introspect = INTROSPECT.search(path)  # before RETRIEVE, which /_sim/responses/{id} matches
     refusal = sim.authorize(scope)
-    if refusal is not None:
+    if introspect and not sim.config.introspection:
+        await _not_found(send, f"Nothing at /_sim/{introspect.group(1)}.")
+    elif refusal is not None:
         await send_json(send, refusal.status, refusal.http_body())
-    elif match := INTROSPECT.search(path):  # before RETRIEVE, which /_sim/responses/{id} matches
-        await _introspect(sim, match.group(1), method, receive, send)
+    elif introspect:
+        await _introspect(sim, introspect.group(1), method, receive, send)
     elif path.endswith("/responses") and method == "POST":
         await _create(sim, scope, receive, send)
     elif (match := RETRIEVE.search(path)) and method == "GET":
@@ -201,9 +204,7 @@ async def _introspect(sim: Simulator, path: str, method: str, receive: Receive, 
     elif parts == ["faults"] and method in ("POST", "DELETE"):
         await _set_faults(sim, method, receive, send)
     else:
-        await send_json(
-            send, 404, RequestError(404, None, f"Nothing at /_sim/{path}.", None).http_body()
-        )
+        await _not_found(send, f"Nothing at /_sim/{path}.")
 
 
 async def _set_faults(sim: Simulator, method: str, receive: Receive, send: Send) -> None:
@@ -222,6 +223,10 @@ async def _set_faults(sim: Simulator, method: str, receive: Receive, send: Send)
         await _error(send, RequestError.invalid("faults", str(exc)))
         return
     await send_json(send, 200, {"ok": True})
+
+
+async def _not_found(send: Send, message: str) -> None:
+    await send_json(send, 404, RequestError(404, None, message, None).http_body())
 
 
 async def _error(send: Send, error: RequestError) -> None:

@@ -58,6 +58,8 @@ class Simulator:
 
     def fault_plan(self, scope: Scope) -> FaultPlan:
         """The faults for this connection or request; a bad client spec raises FaultSpecError."""
+        if not self.config.client_faults:
+            return self.faults.take(None)
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         specs = [header(scope, FAULT_HEADER) or "", *query.get(FAULT_QUERY, [])]
         return self.faults.take(";".join(filter(None, specs)))

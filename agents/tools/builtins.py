@@ -72,13 +72,17 @@ async def _notes(session_id: str, args: dict[str, Any]) -> str:
 
 async def _http_get(session_id: str, args: dict[str, Any]) -> str:
     url = str(args.get("url") or "")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as exc:  # "http://[::1", a full-width "@" in the host...
+        raise ToolError(f"The url is not a valid URL ({exc}).") from None
     allowed = [host.lower() for host in settings.TOOL_HTTP_ALLOWED_HOSTS]
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not hostname:
         raise ToolError("The url must be an absolute http(s) URL.")
-    if parts.hostname not in allowed:
+    if hostname not in allowed:
         hosts = ", ".join(allowed) or "none (the operator allows no host)"
-        raise ToolError(f"The host {parts.hostname!r} is not allowed; allowed hosts: {hosts}.")
+        raise ToolError(f"The host {hostname!r} is not allowed; allowed hosts: {hosts}.")
     limit = settings.TOOL_OUTPUT_LIMIT
     try:
         async with (
@@ -90,6 +94,8 @@ async def _http_get(session_id: str, args: dict[str, Any]) -> str:
                 body += chunk
                 if len(body) > limit:
                     break
+    except httpx.InvalidURL as exc:  # what urlsplit lets through, httpx may still refuse
+        raise ToolError(f"The url is not a valid URL ({exc}).") from None
     except httpx.HTTPError as exc:
         raise ToolError(f"GET {url} failed: {type(exc).__name__}.") from None
     header = f"HTTP {response.status_code}\n\n"

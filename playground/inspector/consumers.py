@@ -8,7 +8,6 @@ the session for its upstream frames, through the channel layer when that is anot
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from contextlib import suppress
 from typing import Any
@@ -17,11 +16,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from agents.models import Session
+from playground import jsonsafe
 from playground.inspector.queries import Filters, detail_context, session_rows
+from playground.protocol import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND
+from playground.socket_auth import authenticate
 
 log = logging.getLogger(__name__)
 
-CLOSE_FORBIDDEN = 4403  # 4xxx: htmx's ws extension does not reconnect after it
 LIST_EVERY = 1.0  # seconds between renders of the list
 DETAIL_EVERY = 0.5
 
@@ -40,6 +41,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()  # then close with 4403: a refused handshake is retried forever
+        await authenticate(self.scope)  # after the handshake (playground.socket_auth)
         if not is_staff(self.scope):
             log.warning("A socket without staff rights was refused by the inspector")
             await self.close(code=CLOSE_FORBIDDEN, reason="The inspector is for staff only.")
@@ -83,7 +85,7 @@ class InspectorListConsumer(LiveConsumer):
         if self._task is None:
             return
         try:
-            frame = json.loads(text_data or "")
+            frame = jsonsafe.loads(text_data or "")  # a JsonError (too deep) is a ValueError
             if not isinstance(frame, dict):
                 raise ValueError("not an object")
         except ValueError:
@@ -103,7 +105,7 @@ class InspectorSessionConsumer(LiveConsumer):
     async def ready(self) -> bool:
         self.session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
         if not await Session.objects.filter(pk=self.session_id).aexists():
-            await self.close(code=4404, reason="No such session.")
+            await self.close(code=CLOSE_NOT_FOUND, reason="No such session.")
             return False
         return True
 

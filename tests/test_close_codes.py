@@ -1,0 +1,128 @@
+"""The close codes the browser receives, against real daphne: daphne (autobahn) can send only
+1000 and 3000-4999, so "come back" is a 40xx code that static/playground.js reconnects on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser as Chromium
+from playwright.sync_api import expect
+from websockets.exceptions import ConnectionClosed
+
+from playground import protocol
+from tests.liveserver import Browser, LiveServer, create_session, session_id
+from tests.livetab import LiveTab
+from tests.services import PrivateRedis
+from tests.simserver import ROOT
+
+PASSWORD = "close-codes-test-password"
+SCRIPT = ROOT / "static" / "playground.js"
+PROBE = """
+window.probe = {opens: 0, closes: []};
+document.addEventListener("htmx:wsOpen", () => { window.probe.opens += 1; });
+document.addEventListener("htmx:wsClose", (e) => {
+  window.probe.closes.push(e.detail.event.code);
+});
+"""
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveServer]:
+    server = LiveServer().start()
+    assert server.data_dir is not None
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{server.data_dir / 'db.sqlite3'}",
+        "DJANGO_SUPERUSER_USERNAME": "staff",
+        "DJANGO_SUPERUSER_EMAIL": "staff@example.com",
+        "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+    }
+    command = [sys.executable, "manage.py", "createsuperuser", "--noinput"]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    yield server
+    server.stop()
+
+
+def close_sockets_as_staff(live: LiveServer, sid: str) -> None:
+    """The inspector's "Close browser sockets" button, as staff clicks it."""
+    staff = Browser(live.base_url)
+    login = {"username": "staff", "password": PASSWORD, "next": "/admin/"}
+    staff.post_form("/admin/login/?next=/admin/", "/admin/login/", login)
+    page = f"/admin/inspector/{sid}/"
+    status, _, _ = staff.post_form(f"{page}action/", page, {"action": "close_sockets"})
+    assert status == 200
+
+
+async def closed_with(tab: LiveTab, wait: float = 20) -> int | None:
+    assert tab.ws is not None
+    try:
+        while True:
+            await tab.recv(wait)
+    except ConnectionClosed:
+        return tab.ws.close_code
+
+
+def test_every_close_code_is_one_daphne_can_send() -> None:
+    codes = {name: getattr(protocol, name) for name in dir(protocol) if name.startswith("CLOSE_")}
+    assert codes
+    assert all(code == 1000 or 3000 <= code <= 4999 for code in codes.values()), codes
+
+
+def test_the_page_reconnects_on_exactly_the_come_back_codes() -> None:
+    match = re.search(r"RECONNECT_CODES = \[([\d, ]+)\]", SCRIPT.read_text())
+    assert match, "static/playground.js lists the codes it reconnects on"
+    assert tuple(int(code) for code in match[1].split(",")) == protocol.RECONNECT_CODES
+
+
+async def test_staff_closing_the_sockets_reaches_the_browser_as_restart(live: LiveServer) -> None:
+    url, cookie = create_session(live.base_url)
+    sid = session_id(url)
+    tab = await LiveTab(live.base_url, sid, cookie).open()
+    await asyncio.to_thread(close_sockets_as_staff, live, sid)
+    assert await closed_with(tab) == protocol.CLOSE_RESTART, live.output()[-3000:]
+
+
+async def test_a_lost_channel_layer_reaches_the_browser_as_retry_later() -> None:
+    redis = PrivateRedis().start()
+    server = LiveServer({"REDIS_URL": redis.url}).start()
+    try:
+        url, cookie = create_session(server.base_url)
+        tab = await LiveTab(server.base_url, session_id(url), cookie).open()
+        redis.stop()  # and it stays away: the socket cannot follow the session any more
+        assert await closed_with(tab, wait=60) == protocol.CLOSE_RETRY, server.output()[-3000:]
+    finally:
+        server.stop()
+        redis.stop()
+
+
+@pytest.mark.timeout(90)
+def test_the_page_comes_back_after_staff_closed_its_socket(
+    browser: Chromium, live: LiveServer
+) -> None:
+    context = browser.new_context(base_url=live.base_url)
+    context.set_default_timeout(20_000)
+    context.add_init_script(PROBE)
+    page = context.new_page()
+    page.goto("/")
+    page.click("#new-session")
+    page.wait_for_url("**/sessions/*/")
+    sid = page.url.rstrip("/").rsplit("/", 1)[1]
+    page.wait_for_function("window.probe.opens === 1")
+    page.fill("textarea[name=message]", "/chat 10 before the restart")
+    page.click("#send")
+    completed = page.locator("#transcript .item.message.assistant.completed")
+    expect(completed).to_have_count(1)
+    close_sockets_as_staff(live, sid)
+    page.wait_for_function("window.probe.opens === 2")
+    probe: dict[str, Any] = page.evaluate("window.probe")
+    assert probe["closes"] == [protocol.CLOSE_RESTART], live.output()[-3000:]
+    expect(completed).to_have_count(1)  # the transcript again, from the new socket's snapshot
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+    context.close()
