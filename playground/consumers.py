@@ -24,7 +24,7 @@ from agents.events import Resync, RunEvent
 from agents.feed import Snapshot, batch_events, group_name, read_log
 from agents.runner import SessionRunner
 from agents.store import context_store
-from playground import render
+from playground import quotas, render
 from playground.access import visible_sessions
 from playground.outbox import Outbox
 from playground.protocol import (
@@ -241,7 +241,13 @@ class SessionConsumer(FeedConsumer):
             return
         if action.name == "ack":
             self.outbox.acknowledge(action.received)
-        elif self.runner is not None:
+            return
+        if action.name == "send":
+            refusal = await quotas.run_refusal(quotas.socket_address(self.scope))
+            if refusal:
+                self._refused("rate_limited", refusal)
+                return
+        if self.runner is not None:
             problem = self.runner.command(action.name, action.message, action.call_id)
             if problem is not None:
                 self._refused(*problem)

@@ -72,16 +72,38 @@ class WindowCounter:
 
 
 new_sessions = WindowCounter("playground:quota:new-sessions:")
+runs = WindowCounter("playground:quota:runs:")
+MINUTE = 60
 
 
 def reset() -> None:
     new_sessions.reset()
+    runs.reset()
 
 
 def client_address(request: HttpRequest) -> str:
     """Who counts as one client: its address (set from X-Forwarded-For by daphne's
     ``--proxy-headers`` behind a proxy); an IPv6 client by its /64, which one host can span."""
-    address = str(request.META.get("REMOTE_ADDR") or "unknown")
+    return counted_address(str(request.META.get("REMOTE_ADDR") or "unknown"))
+
+
+def socket_address(scope: dict[str, object]) -> str:
+    """:func:`client_address` of a socket's ASGI scope."""
+    client = scope.get("client")
+    return counted_address(str(client[0]) if isinstance(client, (list, tuple)) else "unknown")
+
+
+async def run_refusal(address: str) -> str:
+    """Why a message from ``address`` may not start a run ("" if it may; then it counts).
+    Each session's runner also limits its own runs (``QUOTA_RUNS_PER_MINUTE``); this bounds
+    a visitor who spreads runs over many sessions, or many browsers."""
+    limit = settings.QUOTA_RUNS_PER_ADDRESS_PER_MINUTE
+    if await runs.add(address, MINUTE) > limit:
+        return f"You may start at most {limit} runs a minute from your address: wait a minute."
+    return ""
+
+
+def counted_address(address: str) -> str:
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:

@@ -67,3 +67,28 @@ def test_every_benchmark_scenario_is_in_the_benchmarks_table() -> None:
     from agents.bench.suite import scenarios
 
     assert table_names("## Benchmarks") == set(scenarios())
+
+
+SECURITY = (ROOT / "docs" / "security.md").read_text()
+# The settings that bound what a visitor may do: each belongs in the Security page's table.
+LIMIT_RE = re.compile(r"QUOTA_|MAX_|_LIMIT|TOOL_|SHARE_|CONNECT_|PREWARM_")
+
+
+def test_every_limit_is_in_the_security_pages_table_with_its_default() -> None:
+    settings = (ROOT / "playground" / "settings.py").read_text()
+    limits = {
+        name: default
+        for name, default in re.findall(r"env_\w+\(\s*\"([A-Z_]+)\",\s*([^)]+)\)", settings)
+        if LIMIT_RE.search(name)
+    }
+    section = SECURITY.split("## Limits", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]+) \|", section, re.M))
+    assert set(rows) == set(limits)
+    for name, default in limits.items():
+        documented = rows[name].strip().strip("`").replace("empty", "[]")
+        value = default.replace("_", "").strip()
+        assert documented == value or float(documented) == float(value), name
+
+
+def test_the_readme_links_the_security_page() -> None:
+    assert "(docs/security.md)" in README

@@ -225,3 +225,27 @@ async def test_the_window_counter_counts_per_key_in_memory_and_in_redis(
             client = redis_client()
             await client.delete(*(counter.prefix + key for key in "ab"))
             await client.aclose()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("runners")
+async def test_runs_per_address_are_refused_across_sessions(
+    settings: Any, sim_server: SimServer, use_upstream: Callable[[SimServer], SimServer]
+) -> None:
+    """One visitor cannot spread runs over many sessions (or browsers) to drain the key."""
+    use_upstream(sim_server)
+    settings.QUOTA_RUNS_PER_ADDRESS_PER_MINUTE = 2
+    tabs = []
+    for number in range(3):
+        browser = await new_browser()  # a fresh cookie each time: the address still counts
+        session = await new_session(browser)
+        tabs.append(await Tab(str(session.pk), browser).open())
+        if number < 2:
+            await tabs[-1].turn(f"/chat 3 run {number}")
+    await tabs[2].send("/chat 3 one too many")
+    notice = await tabs[2].until(r'id="notice"', wait=5)
+    for tab in tabs:
+        await tab.close()
+    assert 'data-code="rate_limited"' in notice
+    assert "at most 2 runs a minute from your address" in notice
+    assert not await Item.objects.filter(session__pk=tabs[2].session_id).aexists()

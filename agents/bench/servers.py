@@ -132,7 +132,12 @@ def wait_until(probe: Process, url: str, headers: dict[str, str]) -> None:
     raise RuntimeError(f"{probe.name} did not answer {url} within {START_TIMEOUT:.0f} s")
 
 
-BENCH_QUOTAS = ("QUOTA_SESSIONS_PER_OWNER", "QUOTA_NEW_SESSIONS_PER_HOUR", "QUOTA_RUNS_PER_MINUTE")
+BENCH_QUOTAS = (
+    "QUOTA_SESSIONS_PER_OWNER",
+    "QUOTA_NEW_SESSIONS_PER_HOUR",
+    "QUOTA_RUNS_PER_MINUTE",
+    "QUOTA_RUNS_PER_ADDRESS_PER_MINUTE",
+)
 
 
 def child_env(**extra: str) -> dict[str, str]:
