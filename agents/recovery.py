@@ -20,9 +20,13 @@ from agents.writes import WriteBehind
 INTERRUPTED_CALL = "Error: the run was interrupted before this tool answered."
 
 
-async def recover(session_id: str, left: Snapshot | None, writes: WriteBehind) -> int:
-    """Write what a dead owner's log holds; the position the new log starts at."""
-    base = await transcript.next_position(session_id)
+async def recover(
+    session_id: str, left: Snapshot | None, writes: WriteBehind, base: int | None = None
+) -> int:
+    """Write what a dead owner's log holds; the position the new log starts at. ``base``: the
+    position after the last item in the database, if read since the fence was raised."""
+    if base is None:
+        base = await transcript.next_position(session_id)
     if left is None or left.head is None or not left.head.running:
         return base
     head = left.head

@@ -23,7 +23,7 @@ from agents import registry
 from agents.events import Listener, Resync
 from agents.feed import Feed, Head, read_log
 from agents.inspection import report_tabs
-from agents.lease import leases, raise_fence
+from agents.lease import leases, raise_fence_and_base
 from agents.recovery import recover
 from agents.runner import SessionRunner
 from agents.store import redis_client
@@ -79,9 +79,9 @@ async def claim(session_id: str) -> SessionRunner | None:
     if not await leases().acquire(session_id, holder):
         return None
     try:
-        fence = await raise_fence(session_id)
+        fence, last = await raise_fence_and_base(session_id)
         left = await read_log(session_id) if settings.REDIS_URL else None
-        base = await recover(session_id, left, WriteBehind(session_id, fence))
+        base = await recover(session_id, left, WriteBehind(session_id, fence), last)
         head = Head(str(fence), base, 0, running=False, turn=None)
         relay_holder = holder if settings.REDIS_URL else None
         feed = Feed(session_id, head, relay_holder)

@@ -57,6 +57,12 @@ async def next_position(session_id: Any) -> int:
     return 0 if top is None else int(top) + 1
 
 
+def next_position_now(session_id: Any) -> int:
+    """:func:`next_position`, synchronous: on the database thread, with other queries."""
+    top = Item.objects.filter(session_id=session_id).aggregate(top=Max("position"))["top"]
+    return 0 if top is None else int(top) + 1
+
+
 def new_item(
     session: Session,
     position: int,

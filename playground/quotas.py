@@ -13,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -87,7 +89,7 @@ def client_address(request: HttpRequest) -> str:
     return counted_address(str(request.META.get("REMOTE_ADDR") or "unknown"))
 
 
-def socket_address(scope: dict[str, object]) -> str:
+def socket_address(scope: Mapping[str, Any]) -> str:
     """:func:`client_address` of a socket's ASGI scope."""
     client = scope.get("client")
     return counted_address(str(client[0]) if isinstance(client, (list, tuple)) else "unknown")

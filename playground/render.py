@@ -31,6 +31,7 @@ from playground.markdown import render_markdown
 PAGE = "playground/session.html"
 TRANSCRIPTS_KEPT = 64  # durable transcripts kept for reconnects (see durable_transcript)
 _transcripts: OrderedDict[tuple[str, str, int, int | None], str] = OrderedDict()
+_empty_transcript: str | None = None  # the transcript with no rows (see durable_transcript)
 
 
 def partial(name: str, **context: Any) -> str:
@@ -100,6 +101,8 @@ def waterfall(steps: list[Step] | tuple[Step, ...]) -> dict[str, Any]:
 
 async def durable_rows(session_id: str, below: int | None, open_run: int | None) -> list[Any]:
     """The transcript rows of the items in the database below position ``below`` (all: None)."""
+    if below is not None and below <= 0:
+        return []  # positions start at 0: nothing is below (a new session's first epoch)
     # Both queries in one trip to the database thread: every snapshot pays for each trip.
     items, steps = await sync_to_async(_items_and_steps)(session_id, below)
     return transcript_rows(items, steps, open_run)
@@ -123,6 +126,11 @@ async def durable_transcript(session_id: str, head: Head | None) -> str:
     if head is None:
         return partial("transcript", rows=await durable_rows(session_id, None, None), oob=True)
     open_run = head.turn if head.running else None
+    if head.base <= 0:  # nothing below the base: the same empty transcript for every session
+        global _empty_transcript
+        if _empty_transcript is None:
+            _empty_transcript = partial("transcript", rows=[], oob=True)
+        return _empty_transcript
     key = (session_id, head.epoch, head.base, open_run)
     html = _transcripts.get(key)
     if html is None:
