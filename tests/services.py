@@ -48,6 +48,14 @@ def require_chromium() -> None:
         missing(f"{CHROMIUM} is missing (apt-get install chromium)")
 
 
+def require_nginx() -> str:
+    """The nginx binary (Debian's nginx-light is enough)."""
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "")
+    if not found:
+        missing("nginx is not installed (apt-get install nginx-light)")
+    return found
+
+
 class PrivateRedis:
     """A redis-server of a test's own (on a free port), to restart without disturbing others."""
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import require_nginx
 from tests.simserver import ROOT, free_port
 
 CONFIG = ROOT / "deploy" / "nginx.conf"
@@ -79,9 +80,7 @@ def upstream() -> Iterator[int]:
 
 
 def test_a_real_nginx_logs_share_paths_without_their_token(upstream: int) -> None:
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "")
-    if not nginx:
-        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    nginx = require_nginx()
     work = Path(tempfile.mkdtemp(prefix="playground-nginx-"))
     port = free_port()
     access_log = work / "access.log"
