@@ -138,20 +138,19 @@ async def disconnect_viewers(link_ids: list[int]) -> None:
 
 # -- guessing ------------------------------------------------------------------------------------
 
-_guesses = WindowCounter(GUESS_KEY_PREFIX)
-# Without Redis: client address -> (when its window started, failures in it).
-_memory_guesses = _guesses.memory
+# Failed lookups per client address (in Redis with REDIS_URL, else in this process).
+guesses = WindowCounter(GUESS_KEY_PREFIX)
 
 
 def reset_guesses() -> None:
     """Forget the in-process failure counts (tests start each from a clean slate)."""
-    _guesses.reset()
+    guesses.reset()
 
 
 async def _limited(client: str) -> bool:
-    failures = await _guesses.count(client, settings.SHARE_GUESS_WINDOW_SECONDS)
+    failures = await guesses.count(client, settings.SHARE_GUESS_WINDOW_SECONDS)
     return failures >= settings.SHARE_GUESS_LIMIT
 
 
 async def _failed(client: str) -> None:
-    await _guesses.add(client, settings.SHARE_GUESS_WINDOW_SECONDS)  # from the first failure on
+    await guesses.add(client, settings.SHARE_GUESS_WINDOW_SECONDS)  # from the first failure on

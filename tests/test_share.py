@@ -162,7 +162,7 @@ async def test_an_old_style_link_redirects_to_the_fragment_without_a_lookup() ->
         assert response["Location"] == f"/s/#{candidate}"
         assert response["Referrer-Policy"] == "no-referrer"
         assert response["Cache-Control"] == "no-store"
-    assert share._memory_guesses == {}
+    assert share.guesses.memory == {}
 
 
 async def test_a_thousand_random_tokens_open_nothing_and_guessing_is_limited(
@@ -240,7 +240,7 @@ async def test_a_viewer_socket_whose_first_frame_is_not_a_token_is_closed(
     await viewer.send_frame(first)
     close = await viewer.close_output()
     assert close["code"] == 4404
-    assert share._memory_guesses == {}  # not a guess: nothing was looked up
+    assert share.guesses.memory == {}  # not a guess: nothing was looked up
 
 
 async def test_a_viewer_socket_that_sends_no_token_is_closed(monkeypatch: Any) -> None:
