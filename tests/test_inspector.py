@@ -62,11 +62,18 @@ class Inspector:
                 return frame
 
     async def until_row(self, session_id: str, *parts: str, wait: float = 20) -> str:
-        """Frames until the session's row shows every one of ``parts``; returns the row."""
-        while True:
-            row = row_of(await self.until(rf'id="row-{session_id}"', wait), session_id)
-            if all(part in row for part in parts):
-                return row
+        """Frames until the session's row shows every one of ``parts`` within ``wait`` seconds
+        in all (the list is resent every second, so a row that never matches must end)."""
+        row, seen = "", []
+        try:
+            async with asyncio.timeout(wait):
+                while True:
+                    row = row_of(await self.until(rf'id="row-{session_id}"', wait), session_id)
+                    seen.append(row)
+                    if all(part in row for part in parts):
+                        return row
+        except TimeoutError:
+            raise AssertionError(f"the row never showed {parts}; seen: {seen}") from None
 
     async def close_code(self) -> int:
         output = await self.communicator.receive_output(5)
@@ -111,7 +118,9 @@ async def test_the_list_follows_a_session_live_while_a_run_streams(
     sid = str(session.pk)
     inspector = await Inspector(staff).open()
     tab = await Tab(sid, browser).open()
-    await tab.send("/chat 600 a reply the inspector watches")
+    # Long enough (~5 s) for several list updates after the run opened its upstream socket:
+    # a prewarm waits behind connects (agents/admission.py), so the run may open it itself.
+    await tab.send("/chat 2000 a reply the inspector watches")
     # Live, without a reload: the run, its socket, its upstream connection, its process.
     row = await inspector.until_row(
         sid, 'data-state="running"', '<td class="sockets">1</td>', "connected · websocket"
