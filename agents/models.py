@@ -37,7 +37,7 @@ class Session(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
-    # The fencing token of the runner that may write the transcript (agents/lease.py).
+    # The fencing token of the runner that may write the transcript (agents/live/lease.py).
     fence = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:

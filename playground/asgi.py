@@ -12,11 +12,11 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from agents.simulator.asgi import Receive, Scope, Send  # noqa: E402
 from playground.embedded import LoopbackOnly, embedded_simulator, for_simulator  # noqa: E402
 from playground.origin import SameOriginOnly  # noqa: E402
 from playground.routing import websocket_urlpatterns  # noqa: E402
 from playground.socket_auth import DeferredAuthMiddlewareStack  # noqa: E402
+from simulator.asgi import Receive, Scope, Send  # noqa: E402
 
 simulator = embedded_simulator()
 simulator_application = LoopbackOnly(simulator)

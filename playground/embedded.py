@@ -12,8 +12,8 @@ import ipaddress
 
 from django.conf import settings
 
-from agents.simulator import Simulator, SimulatorConfig
-from agents.simulator.asgi import Receive, Scope, Send, send_json
+from simulator import Simulator, SimulatorConfig
+from simulator.asgi import Receive, Scope, Send, send_json
 
 SIMULATOR_PREFIX = "/v1/"
 CLOSE_POLICY = 1008  # before accept: daphne answers the upgrade with 403

@@ -1,7 +1,7 @@
 """A browser socket's outgoing queue: flow-controlled, coalescing, bounded.
 
 The page acknowledges how many frames it has applied (static/playground.js); the outbox keeps at
-most ``WINDOW`` frames unacknowledged, so a slow tab never makes the server buffer its stream.
+most ``ACK_WINDOW`` frames unacknowledged, so a slow tab never makes the server buffer its stream.
 While the window is full, text deltas for the same element merge into one fragment, and every
 other fragment waits; past ``LIMIT`` fragments or ``LIMIT_BYTES``, the queue is dropped whole
 and the socket is told to resync (a fresh snapshot), never silently missing an event. An idle
@@ -15,13 +15,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
-from agents.events import RunEvent, TextDelta
+from agents.run.events import RunEvent, TextDelta
 from playground import render
+from playground.protocol import ACK_WINDOW
 
 log = logging.getLogger(__name__)
 
 Send = Callable[..., Awaitable[None]]
-WINDOW = 32  # frames sent and not yet acknowledged; the page acknowledges every 8th
 LIMIT = 512  # fragments waiting
 LIMIT_BYTES = 2 * 1024 * 1024
 
@@ -93,7 +93,7 @@ class Outbox:
         while True:
             await self._ready.wait()
             self._ready.clear()
-            if self._held or not self._pending or self.sent - self.acknowledged >= WINDOW:
+            if self._held or not self._pending or self.sent - self.acknowledged >= ACK_WINDOW:
                 continue
             batch, self._pending, self._bytes = self._pending, [], 0
             html = "".join(

@@ -29,6 +29,20 @@ CLOSE_RESTART = 4012  # 1012's meaning, "service restart" (staff closed it): rec
 CLOSE_RETRY = 4013  # 1013's meaning, "try again later" (Redis away): reconnect with backoff
 RECONNECT_CODES = (CLOSE_RESTART, CLOSE_RETRY)
 
+# Flow control: the page acknowledges every ACK_EVERY-th frame it applied; the server keeps at
+# most ACK_WINDOW frames unacknowledged (playground/outbox.py) and coalesces meanwhile.
+ACK_EVERY = 8
+ACK_WINDOW = 32
+
+
+def page_constants(request: object) -> dict[str, object]:
+    """Template context: what static/playground.js reads from the page's <body>, so that the
+    script restates none of these numbers."""
+    return {
+        "ack_every": ACK_EVERY,
+        "reconnect_codes": " ".join(str(code) for code in RECONNECT_CODES),
+    }
+
 
 @dataclass(frozen=True)
 class Action:

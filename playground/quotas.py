@@ -5,7 +5,7 @@ a message that says what to do.
 Counts per client address (new sessions an hour here, failed share-token lookups in ``share``)
 live in a :class:`WindowCounter`: Redis when ``REDIS_URL`` is set, so every process counts
 together, else this process's memory. Runs a minute are counted by each session's runner
-(``agents/runner.py``), the one place that starts them.
+(``agents/live/runner.py``), the one place that starts them.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from agents.live.store import redis_client
 from agents.models import Session, Tool
-from agents.store import redis_client
 
 # The in-process counter forgets keys whose window ended once it holds this many.
 MEMORY_ENTRIES = 10_000

@@ -10,7 +10,9 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from agents.events import (
+from agents.live.feed import Head
+from agents.models import Item, Step
+from agents.run.events import (
     CallResolved,
     CallWaiting,
     ItemAdded,
@@ -23,8 +25,6 @@ from agents.events import (
     TurnEnded,
     TurnStarted,
 )
-from agents.feed import Head
-from agents.models import Item, Step
 from agents.scalar_text import scrub, valid_text
 from playground.markdown import render_markdown
 

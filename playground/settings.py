@@ -60,6 +60,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "playground.protocol.page_constants",
             ],
         },
     },
@@ -149,10 +150,11 @@ ROTATE_AFTER_SECONDS = env_float("ROTATE_AFTER_SECONDS", 55 * 60.0)
 # falls back to HTTP.
 UPSTREAM_RETRIES = env_int("UPSTREAM_RETRIES", 5)
 
-# Admission control (agents/admission.py): a storm of connects slows down, never fails. Sockets'
-# connect work (authorise, snapshot) runs this many at a time, the others wait, accepted; upstream
-# prewarms run PREWARM_CONCURRENCY at a time once no connect waits, and beyond PREWARM_BACKLOG
-# waiting a prewarm is skipped (the first step then opens the socket with a full create).
+# Admission control (agents/live/admission.py): a storm of connects slows down, never fails.
+# Sockets' connect work (authorise, snapshot) runs this many at a time, the others wait,
+# accepted; upstream prewarms run PREWARM_CONCURRENCY at a time once no connect waits, and
+# beyond PREWARM_BACKLOG waiting a prewarm is skipped (the first step then opens the socket with
+# a full create).
 CONNECT_CONCURRENCY = env_int("CONNECT_CONCURRENCY", 8)
 PREWARM_CONCURRENCY = env_int("PREWARM_CONCURRENCY", 4)
 PREWARM_BACKLOG = env_int("PREWARM_BACKLOG", 2_000)

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
+from agents.live import wire
 from agents.models import Session, ShareLink
 from playground.quotas import WindowCounter
 
@@ -42,11 +43,6 @@ def new_token() -> str:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def group_name(link_id: int) -> str:
-    """The channel-layer group of a link's viewer sockets."""
-    return f"share.{link_id}"
 
 
 def active(now: datetime | None = None) -> Q:
@@ -133,7 +129,8 @@ async def disconnect_viewers(link_ids: list[int]) -> None:
     if layer is None:
         return
     for link_id in link_ids:
-        await layer.group_send(group_name(link_id), {"type": "share.revoked"})
+        revoked: wire.ShareRevoked = {"type": wire.SHARE_REVOKED}
+        await layer.group_send(wire.share_group(link_id), dict(revoked))
 
 
 # -- guessing ------------------------------------------------------------------------------------

@@ -26,9 +26,10 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from agents.live.wire import share_group
 from agents.models import ShareLink
 from playground import render, share
-from playground.consumers import FeedConsumer
+from playground.feed_socket import FeedConsumer
 from playground.protocol import CLOSE_GONE, CLOSE_LIMITED, CLOSE_NOT_FOUND, ack_count
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class ViewerConsumer(FeedConsumer):
             await self._refuse(CLOSE_NOT_FOUND, NOT_SHARED, "not_found", NOT_SHARED_REASON)
             return
         self.link_id = link.pk
-        await self.channel_layer.group_add(share.group_name(link.pk), self.channel_name)
+        await self.channel_layer.group_add(share_group(link.pk), self.channel_name)
         # Revoked between the lookup and joining the group: its revocation message was missed.
         if not await ShareLink.objects.filter(share.active(), pk=link.pk).aexists():
             await self._end(REVOKED, "revoked")
@@ -146,7 +147,7 @@ class ViewerConsumer(FeedConsumer):
         link_id, self.link_id = self.link_id, None
         if link_id is not None:
             with suppress(Exception):  # the layer may be what failed
-                await self.channel_layer.group_discard(share.group_name(link_id), self.channel_name)
+                await self.channel_layer.group_discard(share_group(link_id), self.channel_name)
         await super()._leave()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -12,13 +12,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from agents.live import wire
+from agents.live.store import context_store
 from agents.models import Item, Session, ShareLink, Step, Tool
-from agents.simulator.model import SCENARIOS
-from agents.store import context_store
 from playground import exchange, quotas, share
 from playground.access import browser_key_hash, visible_sessions
 from playground.forms import ImportForm, SessionSettingsForm, ShareLinkForm, ToolForm
 from playground.render import transcript_rows
+from simulator.model import SCENARIOS
 
 
 def _browser_key(request: HttpRequest) -> str:
@@ -33,8 +34,8 @@ def _announce(session: Session, text: str) -> None:
     """Tell the session's open tabs (and its runner, which warms the upstream again)."""
     layer = get_channel_layer()
     if layer is not None:
-        message = {"type": "session.changed", "text": text}
-        async_to_sync(layer.group_send)(f"session.{session.pk}", message)
+        message: wire.SessionChanged = {"type": wire.SESSION_CHANGED, "text": text}
+        async_to_sync(layer.group_send)(wire.session_group(str(session.pk)), dict(message))
 
 
 @require_GET

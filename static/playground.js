@@ -1,16 +1,18 @@
-// Flow control for the session socket: every 8th frame, tell the server how many frames this
-// page has applied since the socket opened. The server keeps at most 32 frames unacknowledged
-// and coalesces the stream meanwhile, so a slow tab never makes it buffer without bound.
+// Flow control for the session socket: every ACK_EVERY-th frame, tell the server how many frames
+// this page has applied since the socket opened. The server keeps at most ACK_WINDOW frames
+// unacknowledged and coalesces the stream meanwhile, so a slow tab never makes it buffer without
+// bound. Both numbers and the reconnect codes are defined once, in playground/protocol.py, and
+// reach this script as data attributes of <body> (templates/base.html).
 // Reconnects use htmx's default full-jitter backoff (htmx.config.wsReconnectDelay).
 //
 // "Come back" closes: htmx's ws extension reconnects by itself only after 1006/1011/1012/1013,
 // but daphne cannot send 1012/1013, so the server says "restart" (4012) or "try again later"
-// (4013) instead (playground/protocol.py, RECONNECT_CODES) and this script reconnects on them,
+// (4013) instead (RECONNECT_CODES) and this script reconnects on them,
 // with the same backoff. Every other 4xxx close is a refusal: final.
 (function () {
   "use strict";
-  var ACK_EVERY = 8;
-  var RECONNECT_CODES = [4012, 4013];
+  var ACK_EVERY = Number(document.body.dataset.ackEvery);
+  var RECONNECT_CODES = document.body.dataset.reconnectCodes.split(" ").map(Number);
   var received = 0;
   var retries = 0; // reconnects since the server last sent a frame
   document.addEventListener("htmx:wsOpen", function () {

@@ -9,10 +9,10 @@ from django.db import connections
 from openai import AsyncOpenAI, OpenAI
 from playwright.sync_api import Browser, sync_playwright
 
-from agents.registry import RUNNERS
-from agents.runner import SessionRunner
-from agents.simulator import Simulator, SimulatorConfig
+from agents.live.registry import RUNNERS
+from agents.live.runner import SessionRunner
 from playground import quotas
+from simulator import Simulator, SimulatorConfig
 from tests.services import CHROMIUM, require_chromium
 from tests.simserver import SimServer
 

@@ -1,5 +1,5 @@
 """A browser tab on a live server's session socket: a real WebSocket, htmx's acknowledgements,
-and the page the frames build (agents/bench/page.py)."""
+and the page the frames build (bench/page.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from agents.bench.page import Page
-
-ACK_EVERY = 8  # as static/playground.js
+from bench.page import Page
+from playground.protocol import ACK_EVERY
 
 
 @dataclass

@@ -13,10 +13,10 @@ from django.contrib.sessions.backends.db import SessionStore
 from agents.models import Session
 from playground.access import browser_key_hash
 from playground.asgi import application
+from playground.protocol import ACK_EVERY
 
 ORIGIN = "http://127.0.0.1:8000"
 HOST = (b"host", b"127.0.0.1:8000")  # the page's own origin is ORIGIN: the socket is served
-ACK_EVERY = 8
 BUSY_RE = re.compile(r'id="status"[^>]*data-busy="(true|false)"')
 CODE_RE = re.compile(r'id="notice"[^>]*data-code="([^"]*)"')
 

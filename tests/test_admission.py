@@ -1,12 +1,12 @@
-"""Admission control (agents/admission.py): bounded connect work, prewarms behind connects."""
+"""Admission control (agents/live/admission.py): bounded connect work, prewarms behind connects."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from agents import admission
-from agents.admission import Gate
+from agents.live import admission
+from agents.live.admission import Gate
 
 
 async def test_a_gate_admits_its_limit_and_the_others_in_arrival_order() -> None:

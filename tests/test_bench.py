@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from agents.bench.results import Row, Table, Target
-from agents.bench.stats import Sent, delivery, percentile, sends_of
-from agents.bench.suite import scenarios
+from bench.results import Row, Table, Target
+from bench.stats import Sent, delivery, percentile, sends_of
+from bench.suite import scenarios
 from tests.simserver import ROOT, SimServer
 
 

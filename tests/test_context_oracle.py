@@ -13,7 +13,7 @@ import pytest
 from openai import AsyncOpenAI
 from openai.resources.responses.responses import AsyncResponsesConnection
 
-from agents.simulator import context_hash
+from simulator import context_hash
 from tests.simserver import SimServer
 
 Item = dict[str, Any]

@@ -305,12 +305,6 @@ async def test_an_export_validates_against_the_published_schema_and_imports_back
     assert "tide tables" in page.content.decode()
 
 
-def test_the_readme_publishes_the_schema() -> None:
-    readme = (SCHEMA.parent.parent.parent / "README.md").read_text()
-    section = readme.split("## Sharing, export and import", 1)[1].split("\n## ", 1)[0]
-    assert "(playground/schemas/session-export.schema.json)" in section
-
-
 async def test_content_parts_and_odd_item_types_still_import_and_render() -> None:
     items = [
         {"position": 0, "data": {"role": "user", "content": "no type: a message"}},

@@ -1,4 +1,4 @@
-"""Every fault of ``agents.simulator.faults``, observed from the client's side of the wire."""
+"""Every fault of ``simulator.faults``, observed from the client's side of the wire."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from websockets.exceptions import (
     InvalidStatus,
 )
 
-from agents.simulator import FaultPlan, Simulator, SimulatorConfig
-from agents.simulator.errors import KNOWN_CODES, MESSAGES
-from agents.simulator.faults import SHAPES, UPGRADE_STATUSES, EventFault, FaultSpecError, parse
+from simulator import FaultPlan, Simulator, SimulatorConfig
+from simulator.errors import KNOWN_CODES, MESSAGES
+from simulator.faults import SHAPES, UPGRADE_STATUSES, EventFault, FaultSpecError, parse
 from tests.simserver import SimServer
 
 AUTH = [(b"authorization", b"Bearer k")]

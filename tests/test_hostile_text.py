@@ -20,7 +20,8 @@ from django.test import AsyncClient
 from django.test.client import BOUNDARY, encode_multipart
 
 from agents.models import Item, Session, Step, Tool
-from agents.upstream import Chain, UpstreamTurn
+from agents.upstream.delta import Chain
+from agents.upstream.turn import UpstreamTurn
 from playground import share
 from tests.simserver import SimServer
 from tests.tabs import Tab, new_browser, new_session

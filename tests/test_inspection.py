@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.inspection import FrameLog, live_state
+from agents.live.inspection import FrameLog, live_state
 from agents.models import Step
 from playground.inspector.queries import miss_reason
 

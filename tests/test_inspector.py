@@ -14,8 +14,8 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
 from django.test import AsyncClient
 
+from agents.live.registry import RUNNERS
 from agents.models import Item, Step, Tool
-from agents.registry import RUNNERS
 from playground import share
 from playground.asgi import application
 from playground.protocol import CLOSE_RESTART
@@ -119,7 +119,7 @@ async def test_the_list_follows_a_session_live_while_a_run_streams(
     inspector = await Inspector(staff).open()
     tab = await Tab(sid, browser).open()
     # Long enough (~5 s) for several list updates after the run opened its upstream socket:
-    # a prewarm waits behind connects (agents/admission.py), so the run may open it itself.
+    # a prewarm waits behind connects (agents/live/admission.py), so the run may open it itself.
     await tab.send("/chat 2000 a reply the inspector watches")
     # Live, without a reload: the run, its socket, its upstream connection, its process.
     row = await inspector.until_row(

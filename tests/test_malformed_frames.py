@@ -16,7 +16,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from websockets.asyncio.client import ClientConnection, connect
 
-from agents.simulator import Simulator
+from simulator import Simulator
 from tests.simserver import SimServer
 
 AUTH = [(b"authorization", b"Bearer k")]

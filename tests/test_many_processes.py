@@ -10,9 +10,9 @@ from contextlib import suppress
 
 import pytest
 
-from agents.bench.page import Page
 from agents.models import Item
-from agents.simulator import context_hash
+from bench.page import Page
+from simulator import context_hash
 from tests.cluster import Cluster, items, steps
 from tests.liveserver import Browser, session_id
 from tests.livetab import LiveTab

@@ -15,8 +15,8 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 from openai.types.responses import Response
 
-from agents.simulator.context import count_tokens, normalize_input
-from agents.simulator.model import CallOut, ModelInput, Output, TextOut, respond
+from simulator.context import count_tokens, normalize_input
+from simulator.model import CallOut, ModelInput, Output, TextOut, respond
 from tests.simserver import SimServer
 
 Item = dict[str, Any]

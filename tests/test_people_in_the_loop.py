@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from agents.loop import STOPPED_CALL
 from agents.models import Item, Session, Tool
+from agents.run.loop import STOPPED_CALL
 from agents.tools.executor import DECLINED
 from tests.simserver import SimServer
 from tests.tabs import Tab, new_browser, new_session

@@ -220,7 +220,7 @@ async def test_the_window_counter_counts_per_key_in_memory_and_in_redis(
         assert await counter.count("b", 60) == 0
     finally:
         if backend == "redis":
-            from agents.store import redis_client
+            from agents.live.store import redis_client
 
             client = redis_client()
             await client.delete(*(counter.prefix + key for key in "ab"))

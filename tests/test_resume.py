@@ -7,14 +7,16 @@ from collections.abc import Callable
 
 import pytest
 
-from agents.bench.page import Page
-from agents.feed import Head
+from agents.live.feed import Head
+from agents.live.registry import RUNNERS
+from agents.live.subscription import Subscription
 from agents.models import Item, Session, Step
-from agents.registry import RUNNERS
-from agents.transcript import user_message
+from agents.run.transcript import user_message
+from bench.page import Page
 from playground import render
 from playground.consumers import SessionConsumer
-from playground.outbox import LIMIT_BYTES, WINDOW
+from playground.outbox import LIMIT_BYTES
+from playground.protocol import ACK_WINDOW as WINDOW
 from tests.simserver import SimServer
 from tests.tabs import Tab, new_browser, new_session
 from tests.test_agent_loop import research_session
@@ -33,7 +35,8 @@ def backlogs(session_id: str) -> list[tuple[int, int]]:
     first socket has attached: a tab's socket is accepted before it attaches)."""
     runner = RUNNERS.get(session_id)
     sockets = runner.listeners if runner is not None else set()
-    return [s.outbox.backlog for s in sockets if isinstance(s, SessionConsumer) and s.outbox]
+    views = [s.view for s in sockets if isinstance(s, Subscription)]
+    return [v.outbox.backlog for v in views if isinstance(v, SessionConsumer) and v.outbox]
 
 
 def page_of(tab: Tab) -> Page:

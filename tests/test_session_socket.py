@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agents.models import Item, Session, Step
-from agents.simulator import context_hash
+from simulator import context_hash
 from tests.simserver import SimServer
 from tests.tabs import Tab, new_browser, new_session
 

@@ -17,8 +17,8 @@ from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
 from django.utils import timezone
 
+from agents.live.store import context_store, redis_client
 from agents.models import Item, Session, ShareLink, Step, Tool
-from agents.store import context_store, redis_client
 from playground import share
 from playground.asgi import application
 from playground.viewer import client_address

@@ -16,8 +16,8 @@ import pytest
 from django.test import Client
 
 from agents.models import Item, Session, Tool
-from agents.simulator.schema import arguments
 from agents.tools.executor import answer
+from simulator.schema import arguments
 from tests.simserver import SimServer
 from tests.tabs import Tab, new_browser, new_session
 from tests.test_agent_loop import assert_each_call_answered_once, assert_oracle_matches, items_of

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from agents.runner import SessionRunner
-from agents.upstream import Chain, UpstreamSession, fingerprint, plan
+from agents.live.runner import SessionRunner
+from agents.upstream.delta import Chain, fingerprint, plan
+from agents.upstream.websocket import UpstreamSession
 from tests.simserver import API_KEY, SimServer
 from tests.tabs import Tab, new_browser, new_session
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet, Sum
 
-from agents.inspection import LiveState, live_state
+from agents.live.inspection import LiveState, live_state
+from agents.live.mailbox import ask_runner
+from agents.live.store import context_store
 from agents.models import Item, Session, Step
-from agents.sessions import ask_runner
-from agents.store import context_store
 from playground import render
 
 LISTED = 200  # the most recently active sessions the list considers

@@ -19,11 +19,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from agents.feed import group_name
-from agents.inspection import live_state
+from agents.live import wire
+from agents.live.inspection import live_state
+from agents.live.mailbox import ask_runner
+from agents.live.store import context_store
 from agents.models import Session
-from agents.sessions import ask_runner
-from agents.store import context_store
 from playground import share
 from playground.exchange import export_session
 from playground.inspector.queries import STATES, Filters, detail_context, session_rows
@@ -102,8 +102,11 @@ async def perform(session_id: str, action: str) -> str:
     if action == "close_sockets":
         layer = get_channel_layer()
         assert layer is not None
-        message = {"type": "session.close", "reason": "Closed by staff; reconnecting."}
-        await layer.group_send(group_name(session_id), message)
+        message: wire.SessionClose = {
+            "type": wire.SESSION_CLOSE,
+            "reason": "Closed by staff; reconnecting.",
+        }
+        await layer.group_send(wire.session_group(session_id), dict(message))
         return ""
     if action == "revoke_links":
         count = await share.revoke_links(session_id)

@@ -10,9 +10,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agents.bench.results import Table
-from agents.bench.sizes import FULL, SMOKE
-from agents.bench.suite import run_suite, scenarios
+from bench.results import Table
+from bench.sizes import FULL, SMOKE
+from bench.suite import run_suite, scenarios
 
 
 class Command(BaseCommand):
@@ -46,7 +46,7 @@ class Command(BaseCommand):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         handler = logging.StreamHandler(self.stdout)
         handler.setFormatter(logging.Formatter("  %(relativeCreated)8.0f ms  %(message)s"))
-        progress_log = logging.getLogger("agents.bench")
+        progress_log = logging.getLogger("bench")
         progress_log.addHandler(handler)
         progress_log.propagate = False
 

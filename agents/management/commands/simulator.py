@@ -9,7 +9,7 @@ from typing import Any
 import uvicorn
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agents.simulator import PROFILES, CostModel, Simulator, SimulatorConfig
+from simulator import PROFILES, CostModel, Simulator, SimulatorConfig
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the transport's cap; the simulator answers >16 MiB itself
 

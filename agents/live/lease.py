@@ -1,0 +1,165 @@
+"""Which process runs a session: a lease with heartbeat and expiry, fenced in the database.
+
+With Redis, every process can take a free lease; the holder renews it while it lives and loses
+it when it stops renewing (a crash, a partition, a Redis restart). Each new holder raises the
+session's fence in the database, and every write of a run checks it in the same transaction, so
+an owner that lost its lease can never write again. Without Redis there is one process and the
+lease only keeps its bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection
+from django.db.models import F
+
+from agents.live.store import KEY_PREFIX, redis_client
+from agents.models import Item, Session
+from agents.run import transcript
+
+log = logging.getLogger(__name__)
+
+# Compare-and-set, so a process only ever renews or frees its own lease.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def lease_key(session_id: str) -> str:
+    return f"{KEY_PREFIX}{session_id}:lease"
+
+
+class Leases(Protocol):
+    async def acquire(self, session_id: str, holder: str) -> bool: ...
+
+    async def renew(self, session_id: str, holder: str) -> bool: ...
+
+    async def release(self, session_id: str, holder: str) -> None: ...
+
+    async def holder(self, session_id: str) -> str | None: ...
+
+
+class MemoryLeases:
+    def __init__(self) -> None:
+        self._holders: dict[str, str] = {}
+
+    async def acquire(self, session_id: str, holder: str) -> bool:
+        return self._holders.setdefault(session_id, holder) == holder
+
+    async def renew(self, session_id: str, holder: str) -> bool:
+        return self._holders.get(session_id) == holder
+
+    async def release(self, session_id: str, holder: str) -> None:
+        if self._holders.get(session_id) == holder:
+            del self._holders[session_id]
+
+    async def holder(self, session_id: str) -> str | None:
+        return self._holders.get(session_id)
+
+
+class RedisLeases:
+    @property
+    def _ttl_ms(self) -> int:
+        return int(settings.LEASE_SECONDS * 1000)
+
+    async def acquire(self, session_id: str, holder: str) -> bool:
+        redis = redis_client()
+        return bool(await redis.set(lease_key(session_id), holder, nx=True, px=self._ttl_ms))
+
+    async def renew(self, session_id: str, holder: str) -> bool:
+        redis = redis_client()
+        result = await redis.eval(RENEW, 1, lease_key(session_id), holder, self._ttl_ms)
+        return bool(result)
+
+    async def release(self, session_id: str, holder: str) -> None:
+        await redis_client().eval(RELEASE, 1, lease_key(session_id), holder)
+
+    async def holder(self, session_id: str) -> str | None:
+        value = await redis_client().get(lease_key(session_id))
+        return str(value) if value is not None else None
+
+
+_memory = MemoryLeases()
+
+
+def leases() -> Leases:
+    return RedisLeases() if settings.REDIS_URL else _memory
+
+
+async def raise_fence(session_id: str) -> int:
+    """A new holder's fencing token: the session's fence, raised past every earlier holder's."""
+    return await sync_to_async(_raise_fence)(session_id)  # one trip to the database thread
+
+
+async def raise_fence_and_base(session_id: str) -> tuple[int, int]:
+    """:func:`raise_fence`, and then the position after the session's last item, in one trip
+    to the database thread. Once the fence is raised no earlier holder writes an item, so the
+    position is final: what recovery starts from."""
+    return await sync_to_async(_raise_fence_and_base)(session_id)
+
+
+def _raise_fence_and_base(session_id: str) -> tuple[int, int]:
+    if connection.vendor not in ("sqlite", "postgresql"):
+        return _raise_fence(session_id), transcript.next_position_now(session_id)
+    # Two plain statements, not four ORM queries: a storm of connects claims a thousand.
+    pk = Session._meta.pk
+    assert pk is not None
+    assert pk.column is not None
+    key = pk.get_db_prep_value(pk.to_python(session_id), connection)
+    quote = connection.ops.quote_name
+    sessions, items = quote(Session._meta.db_table), quote(Item._meta.db_table)
+    session_column = quote(Item._meta.get_field("session").column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {sessions} SET fence = fence + 1 WHERE {quote(pk.column)} = %s"
+            " RETURNING fence",
+            [key],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            raise Session.DoesNotExist(f"No session {session_id}")
+        cursor.execute(f"SELECT MAX(position) FROM {items} WHERE {session_column} = %s", [key])
+        top = cursor.fetchone()[0]
+    return int(row[0]), 0 if top is None else int(top) + 1
+
+
+def _raise_fence(session_id: str) -> int:
+    Session.objects.filter(pk=session_id).update(fence=F("fence") + 1)
+    return Session.objects.only("fence").get(pk=session_id).fence
+
+
+async def keep_renewed(
+    session_id: str, holder: str, renewed: Callable[[], None], lost: Callable[[], None]
+) -> None:
+    """Renew the lease at a third of its life until it cannot be; then call ``lost``. While
+    Redis is away the lease counts as held until its last renewal's expiry."""
+    held_until = time.monotonic() + settings.LEASE_SECONDS
+    while True:
+        await asyncio.sleep(settings.LEASE_SECONDS / 3)
+        try:
+            ok = await leases().renew(session_id, holder)
+        except Exception as exc:
+            log.warning("Could not renew the lease of session %s: %s", session_id, exc)
+            ok = time.monotonic() < held_until
+            if not ok:
+                log.warning("Session %s: lease expired while Redis was away", session_id)
+        else:
+            held_until = time.monotonic() + settings.LEASE_SECONDS
+        if not ok:
+            lost()
+            return
+        renewed()

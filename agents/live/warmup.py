@@ -1,0 +1,69 @@
+"""Prewarm: open a session's upstream socket before its first step, with ``generate: false``.
+
+The upstream then caches the session's settings and transcript, so the first step is a delta
+(client checklist, docs/client-checklist.md). Rotation (make-before-break) warms the new socket
+the same way. Best effort: when it fails, the first step opens the socket with a full create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from agents.models import Session
+from agents.run import transcript
+from agents.run.writes import WriteBehind
+from agents.upstream.transports import Transports
+from agents.upstream.turn import UpstreamError, UpstreamRefused
+from agents.upstream.websocket import NO_WEBSOCKET
+
+log = logging.getLogger(__name__)
+
+PREWARM_TIMEOUT = 15.0
+
+
+@dataclass
+class Warmed:
+    rotated: bool = False  # a rotation replaced the socket
+    fall_back: str = ""  # why the session must use HTTP instead
+    notice: str = ""  # what to tell the tabs
+
+
+async def warm(
+    session_id: str, transports: Transports, writes: WriteBehind, rotate: bool
+) -> Warmed:
+    """Warm (or rotate) the session's socket; what happened, never an upstream error."""
+    try:
+        return Warmed(rotated=await warm_up(session_id, transports, writes, rotate))
+    except UpstreamRefused as exc:
+        if exc.status in NO_WEBSOCKET:
+            return Warmed(fall_back=f"the upstream has no WebSocket mode (HTTP {exc.status})")
+        return Warmed(notice=f"Could not warm the upstream connection: {exc}")
+    except (UpstreamError, TimeoutError) as exc:
+        # Best effort: the first step connects and sends the full context instead.
+        log.warning("Prewarm of session %s failed: %s", session_id, exc)
+        return Warmed(notice=f"Could not warm the upstream connection: {exc}")
+
+
+async def warm_up(
+    session_id: str, transports: Transports, writes: WriteBehind, rotate: bool
+) -> bool:
+    """Warm the socket for the session's settings, tools and transcript (or rotate it); True
+    if a rotation replaced the socket. Raises what the upstream raised, or TimeoutError."""
+    session = await Session.objects.aget(pk=session_id)
+    if session.transport == "http" or transports.prefer_http:
+        return False
+    tools = [tool async for tool in session.tools.all()]
+    fields = session.request_fields(tools)
+    items = await transcript.context(session_id)
+    if rotate:
+        return await asyncio.wait_for(
+            transports.rotate_if_due(fields, items, session_id), PREWARM_TIMEOUT
+        )
+    turn = await asyncio.wait_for(transports.websocket.prewarm(fields, items), PREWARM_TIMEOUT)
+    if turn is not None and turn.response_id:
+        step = transcript.new_step(session, turn.metrics, turn.response_id, "completed")
+        writes.submit(step.save)
+        await writes.flush()
+    return False

@@ -1,0 +1,330 @@
+"""One run of the agent loop: response → function calls → outputs → next response, with recovery.
+
+Recovery follows the client checklist (§4, items 13-28): a cache miss is resent once in full, a
+connection-age limit reconnects, transient failures back off and retry, then the session falls
+back to HTTP; nothing is ever replayed once any of its output reached a browser, and a function
+call is answered exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from agents.models import Item, Session, Step, Tool
+from agents.run import transcript
+from agents.run.events import ItemAdded, ItemDone, ItemStarted, StepDone, TextDelta
+from agents.run.host import RunHost
+from agents.run.writes import WriteBehind
+from agents.tools.executor import answer
+from agents.upstream.turn import UpstreamError, UpstreamRefused, UpstreamTurn
+from agents.upstream.websocket import NO_WEBSOCKET
+
+TEXT_DELTAS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
+# A refused key is not retried: it will not get better (item 21).
+REFUSED_KEY = frozenset({401, 403})
+RETRYABLE_CODES = frozenset({"rate_limit_exceeded", "server_error", "server_is_overloaded"})
+RETRY_IN_RE = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s)", re.IGNORECASE)
+MAX_SERVER_DELAY = 30.0
+STOPPED_CALL = "Error: the run was stopped before this tool answered."
+
+
+@dataclass
+class Partial:
+    """An output item as streamed so far (what a stop or a drop keeps)."""
+
+    kind: str
+    data: dict[str, Any]
+    text: list[str] = field(default_factory=list)
+
+    def kept(self) -> tuple[dict[str, Any], bool]:
+        """The item to keep and whether the upstream can be shown it again."""
+        text = "".join(self.text)
+        if self.kind == "message":
+            content = [{"type": "output_text", "text": text}]
+            return {"type": "message", "role": "assistant", "content": content}, bool(text)
+        # An unfinished function call cannot go back upstream.
+        return {**self.data, "arguments": text}, False
+
+
+@dataclass
+class StepOutcome:
+    status: str  # completed, incomplete, failed, stopped, interrupted
+    message: str = ""
+    calls: list[Item] = field(default_factory=list)
+    step: Step | None = None
+
+
+def backoff(attempt: int, error: dict[str, Any]) -> float:
+    """Seconds before retry ``attempt`` (1-based): the server's hint wins, else 200 ms·2ⁿ ±10 %."""
+    headers = error.get("headers") or {}
+    if "retry-after-ms" in headers:
+        return min(float(headers["retry-after-ms"]) / 1000, MAX_SERVER_DELAY)
+    if "retry-after" in headers:
+        return min(float(headers["retry-after"]), MAX_SERVER_DELAY)
+    hint = RETRY_IN_RE.search(str(error.get("message", "")))
+    if hint:
+        value = float(hint.group(1)) / (1000 if hint.group(2).lower() == "ms" else 1)
+        return min(value, MAX_SERVER_DELAY)
+    return float(0.2 * 2 ** (attempt - 1) * random.uniform(0.9, 1.1))
+
+
+def retryable(turn: UpstreamTurn) -> bool:
+    return turn.status >= 500 or turn.status == 429 or turn.error.get("code") in RETRYABLE_CODES
+
+
+class AgentLoop:
+    def __init__(
+        self, host: RunHost, session: Session, user_position: int, writes: WriteBehind
+    ) -> None:
+        self.host = host
+        self.session = session
+        self.user_position = user_position
+        self.position = user_position + 1
+        self.started = time.monotonic()
+        self.tools: dict[str, Tool] = {}
+        self.steps: list[Step] = []
+        # What the upstream must see, kept here so a step never waits for the database.
+        self.context: list[dict[str, Any]] = []
+        self.writes = writes
+        self.sid = str(session.pk)
+
+    async def run(self) -> tuple[str, str]:
+        self.tools = {tool.name: tool async for tool in Tool.objects.filter(session=self.session)}
+        self.context = await transcript.context(self.session.pk)
+        fields = self.session.request_fields(list(self.tools.values()))
+        for _ in range(self.session.max_steps):
+            outcome = await self.step(fields)
+            if outcome.status != "completed" or not outcome.calls:
+                return outcome.status, outcome.message
+            assert outcome.step is not None
+            if not await self.answer_calls(outcome.calls, outcome.step):
+                return "stopped", "Stopped while tools were running; their calls are answered."
+        limit = self.session.max_steps
+        return "incomplete", f"Stopped at the step limit ({limit}); send a message to go on."
+
+    # -- one step, with recovery -----------------------------------------------------------------
+
+    async def step(self, fields: dict[str, Any]) -> StepOutcome:
+        context = list(self.context)
+        started_ms = (time.monotonic() - self.started) * 1000
+        rotated = await self.host.rotate_if_due(fields, context)
+        retries, resent = 0, False
+        while True:
+            halted = self.host.stop.halted()
+            if halted:  # e.g. during a backoff: nothing is in flight
+                return StepOutcome(halted, f"{halted.title()}.")
+            transport = self.host.transport
+            partials: dict[str, Partial] = {}
+            saved: list[Item] = []
+            turn: UpstreamTurn | None = None
+            try:
+                async with transport.turn(fields, context) as turn:
+                    async for event in turn:
+                        await self.relay(event, partials, saved)
+            except UpstreamRefused as exc:
+                if exc.status in NO_WEBSOCKET and transport.transport == "websocket":
+                    self.host.fall_back(f"the upstream has no WebSocket mode (HTTP {exc.status})")
+                    continue
+                if exc.status in REFUSED_KEY:
+                    return StepOutcome("failed", f"{exc} Check OPENAI_API_KEY.")
+                error: UpstreamError = exc
+            except UpstreamError as exc:
+                error = exc
+            else:
+                assert turn is not None
+                if not (partials or saved) and turn.error:
+                    code = turn.error.get("code")
+                    if code == "previous_response_not_found" and not resent:
+                        # A cache miss: one transparent full-context resend (item 18).
+                        resent = True
+                        transport.forget_chain()
+                        continue
+                    if (
+                        code == "websocket_connection_limit_reached"
+                        and retries < settings.UPSTREAM_RETRIES
+                    ):
+                        transport.discard()  # a new socket and a full create (item 19)
+                        retries += 1
+                        continue
+                    if retryable(turn) and retries < settings.UPSTREAM_RETRIES:
+                        retries += 1
+                        await self.host.stop.until_stopped(
+                            asyncio.sleep(backoff(retries, turn.error))
+                        )
+                        continue
+                return await self.finish(turn, partials, saved, retries, rotated, started_ms)
+            # The transport broke: halted (by the user, or a lost lease), or lost.
+            halted = self.host.stop.halted()
+            if halted or partials or saved:
+                # Never replayed once output reached a browser (item 22).
+                status = halted or "interrupted"
+                await self.keep_partials(partials, status)
+                if turn is not None:
+                    await self.record(turn, status, saved, retries, rotated, started_ms)
+                if halted == "stopped":
+                    return StepOutcome("stopped", "Stopped. The partial reply is kept.")
+                reason = "The run was interrupted." if halted else str(error)
+                return StepOutcome(
+                    "interrupted", f"{reason} The partial reply is kept; send again to retry."
+                )
+            if retries < settings.UPSTREAM_RETRIES:
+                retries += 1
+                await self.host.stop.until_stopped(asyncio.sleep(backoff(retries, {})))
+                continue
+            if transport.transport == "websocket":
+                self.host.fall_back(f"the WebSocket failed {retries + 1} times ({error})")
+                retries = 0
+                continue
+            return StepOutcome("failed", f"{error} Send again to retry.")
+
+    async def finish(
+        self,
+        turn: UpstreamTurn,
+        partials: dict[str, Partial],
+        saved: list[Item],
+        retries: int,
+        rotated: bool,
+        started_ms: float,
+    ) -> StepOutcome:
+        assert turn.terminal is not None
+        status, message = _outcome(turn.terminal)
+        if partials:
+            await self.keep_partials(partials, "interrupted")
+        step = await self.record(turn, status, saved, retries, rotated, started_ms)
+        calls = [item for item in saved if item.kind == "function_call"]
+        return StepOutcome(status, message, calls if status == "completed" else [], step)
+
+    async def relay(
+        self, event: dict[str, Any], partials: dict[str, Partial], saved: list[Item]
+    ) -> None:
+        """Publish one upstream event to the browsers; persist each item as it completes."""
+        kind = event.get("type")
+        if kind in TEXT_DELTAS:
+            key = str(event.get("item_id", ""))
+            partial = partials.get(key)
+            if partial is not None:
+                partial.text.append(event["delta"])
+                self.host.publish(TextDelta(key, event["delta"]))
+        elif kind == "response.output_item.added":
+            data = event["item"]
+            key = str(data.get("id", ""))
+            partials[key] = Partial(str(data.get("type")), data)
+            label = str(data.get("name") or data.get("role") or data.get("type"))
+            self.host.publish(ItemStarted(key, str(data.get("type")), label))
+        elif kind == "response.output_item.done":
+            data = event["item"]
+            key = str(data.get("id", ""))
+            partials.pop(key, None)
+            item = self.keep(data)
+            saved.append(item)
+            self.host.publish(ItemDone(key, item))
+
+    def keep(self, data: dict[str, Any], **fields: Any) -> Item:
+        """Add an item to the context now and to the database in the background."""
+        item = transcript.new_item(self.session, self.position, data, **fields)
+        self.position += 1
+        if item.in_context:
+            self.context.append(data)
+        self.writes.submit(item.save)
+        return item
+
+    async def keep_partials(self, partials: dict[str, Partial], status: str) -> None:
+        for key, partial in partials.items():
+            data, usable = partial.kept()
+            self.host.publish(ItemDone(key, self.keep(data, status=status, in_context=usable)))
+        partials.clear()
+
+    async def record(
+        self,
+        turn: UpstreamTurn,
+        status: str,
+        saved: list[Item],
+        retries: int,
+        rotated: bool,
+        started_ms: float,
+    ) -> Step:
+        if rotated and turn.metrics.socket == "reused":
+            turn.metrics.socket = "rotated"
+        step = transcript.new_step(
+            self.session,
+            turn.metrics,
+            turn.response_id,
+            status,
+            retries=retries,
+            turn_position=self.user_position,
+            started_ms=started_ms,
+        )
+
+        def write() -> None:
+            step.save()
+            if saved:
+                Item.objects.filter(pk__in=[i.pk for i in saved]).update(step=step)
+            for item in saved:
+                item.step = step
+
+        self.writes.submit(write)
+        self.steps.append(step)
+        self.host.publish(StepDone(step))
+        self.host.checkpoint(self.writes, self.position)
+        return step
+
+    # -- function calls --------------------------------------------------------------------------
+
+    async def answer_calls(self, calls: list[Item], step: Step) -> bool:
+        """Answer every call (concurrently), each exactly once; False if the user stopped."""
+        started = time.monotonic()
+        first = self.position
+        self.position += len(calls)
+        answered: dict[str, Item] = {}
+
+        def output(index: int, text: str) -> Item:
+            call_id = calls[index].data["call_id"]
+            data = {"type": "function_call_output", "call_id": call_id, "output": text}
+            item = answered[call_id] = transcript.new_item(self.session, first + index, data)
+            item.step = step
+            self.host.publish(ItemAdded(item))
+            return item
+
+        async def one(index: int, call: Item) -> None:
+            data = call.data
+            tool = self.tools.get(str(data.get("name")))
+
+            async def ask(kind: str) -> str:
+                return await self.host.ask(data, kind)
+
+            output(index, await answer(tool, str(data.get("arguments", "")), self.sid, ask))
+
+        work = asyncio.gather(*(one(index, call) for index, call in enumerate(calls)))
+        stopped = await self.host.stop.until_stopped(work)
+        for index, call in enumerate(calls):
+            # Every call answered, in call order, or the transcript is invalid upstream; a call
+            # the stop cut short gets an error output.
+            item = answered.get(call.data["call_id"]) or output(index, STOPPED_CALL)
+            self.context.append(item.data)
+            self.writes.submit(item.save)
+        step.tool_ms = (time.monotonic() - started) * 1000
+        self.writes.submit(lambda: step.save(update_fields=["tool_ms"]))
+        self.host.checkpoint(self.writes, self.position)
+        return not stopped
+
+
+def _outcome(terminal: dict[str, Any]) -> tuple[str, str]:
+    kind = terminal.get("type")
+    if kind == "response.completed":
+        return "completed", ""
+    if kind == "error":
+        error = terminal.get("error") or {}
+        return "failed", f"The upstream answered {error.get('code')}: {error.get('message')}"
+    response = terminal.get("response") or {}
+    if kind == "response.incomplete":
+        reason = (response.get("incomplete_details") or {}).get("reason", "unknown")
+        return "incomplete", f"The reply is incomplete ({reason})."
+    error = response.get("error") or {}
+    return "failed", f"The upstream failed: {error.get('code')}: {error.get('message')}"

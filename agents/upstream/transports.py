@@ -1,0 +1,72 @@
+"""A session's transports: its one upstream WebSocket, the HTTP transport it falls back to, and
+which of the two runs the next step.
+
+HTTP is used when the session asks for it, or for the rest of the runner's life once the
+WebSocket proved unusable (client checklist items 23-26, docs/client-checklist.md). A rotation
+(make-before-break, asked for by age or by staff) happens only at a step boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+
+from agents.upstream.clients import shared_client
+from agents.upstream.delta import Item
+from agents.upstream.http import HttpUpstream
+from agents.upstream.turn import FrameRecorder, UpstreamError
+from agents.upstream.websocket import UpstreamSession
+
+log = logging.getLogger(__name__)
+
+
+class Transports:
+    def __init__(self, websocket: UpstreamSession, recorder: FrameRecorder) -> None:
+        self.websocket = websocket
+        self.websocket.recorder = recorder
+        self.recorder = recorder
+        self.http: HttpUpstream | None = None
+        self.prefer_http = False
+        self.rotate_due = False  # staff asked for a new socket
+
+    @property
+    def current(self) -> UpstreamSession | HttpUpstream:
+        if self.prefer_http:
+            if self.http is None:
+                client = shared_client(settings.UPSTREAM_BASE_URL, settings.OPENAI_API_KEY)
+                self.http = HttpUpstream(client)
+                self.http.recorder = self.recorder
+            return self.http
+        return self.websocket
+
+    @property
+    def on_socket(self) -> bool:
+        """Whether the next step goes over a connected WebSocket (what rotate and drop act on)."""
+        return not self.prefer_http and self.websocket.connected
+
+    def fall_back(self) -> None:
+        """Use HTTP from now on; the WebSocket is dropped."""
+        self.prefer_http = True
+        self.websocket.discard()
+
+    async def rotate_if_due(self, fields: dict[str, Any], context: list[Item], sid: str) -> bool:
+        """Replace an old socket (or one staff asked to replace) before the next step."""
+        if self.current is not self.websocket:
+            return False
+        max_age = 0.0 if self.rotate_due else settings.ROTATE_AFTER_SECONDS
+        try:
+            rotated = await self.websocket.rotate(fields, context, max_age)
+        except UpstreamError as exc:
+            # The old socket still works; the next step boundary tries again.
+            log.warning("Rotation of session %s failed: %s", sid, exc)
+            return False
+        if rotated:
+            self.rotate_due = False
+        return rotated
+
+    async def close(self) -> None:
+        await self.websocket.close()
+        if self.http is not None:
+            await self.http.close()

@@ -1,0 +1,167 @@
+"""One upstream response, whatever the transport: its request by the delta rule, its events,
+its metrics, and the chain it leaves for the next step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agents.scalar_text import may_hold_surrogates, scrub
+from agents.upstream.delta import Chain, Item, fingerprint, plan
+
+Event = dict[str, Any]
+
+TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
+
+
+class UpstreamError(Exception):
+    """The upstream could not be reached or dropped the socket; the message says what to do."""
+
+
+class UpstreamRefused(UpstreamError):
+    """The WebSocket upgrade was answered with an HTTP status (426/404: no WebSocket mode)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"The upstream refused the WebSocket (HTTP {status}).")
+        self.status = status
+
+
+@dataclass
+class StepMetrics:
+    mode: str = "create"
+    socket: str = "fresh"
+    bytes_sent: int = 0
+    ttft_ms: float | None = None
+    duration_ms: float = 0.0
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    previous_response_id: str = ""
+
+
+class FrameRecorder(Protocol):
+    """Where a session's upstream frames are noted for the inspector (agents/live/inspection.py)."""
+
+    def record(self, direction: str, kind: str, sequence: Any, raw: str | bytes) -> None: ...
+
+
+class ChainHolder(Protocol):
+    """Where a transport keeps its chain: the socket (WebSocket) or the session (HTTP)."""
+
+    chain: Chain | None
+    requests: int
+
+
+@dataclass
+class UpstreamTurn:
+    """One response: its request (delta or full), then its raw events until the terminal one."""
+
+    holder: ChainHolder
+    fields: dict[str, Any]
+    context: list[Item]
+    metrics: StepMetrics = field(default_factory=StepMetrics)
+    output: list[Item] = field(default_factory=list)
+    terminal: Event | None = None
+    created_id: str = ""
+    recorder: FrameRecorder | None = None
+    _sent_at: float = 0.0
+
+    def request(self, generate: bool, *, chain: bool = True) -> dict[str, Any]:
+        """The create body by the delta rule. The holder's chain is unknown until it completes."""
+        chosen = plan(self.holder.chain if chain else None, self.fields, self.context)
+        body: dict[str, Any] = {**self.fields, "input": chosen.input}
+        if chosen.previous_response_id:
+            body["previous_response_id"] = chosen.previous_response_id
+        if not generate:
+            body["generate"] = False
+        self.metrics.mode = chosen.mode if generate else "warm"
+        self.metrics.socket = "reused" if self.holder.requests else "fresh"
+        self.metrics.previous_response_id = chosen.previous_response_id or ""
+        self.holder.chain = None
+        self.holder.requests += 1
+        return body
+
+    def sent(self, payload: str) -> None:
+        self.metrics.bytes_sent = len(payload.encode())
+        self._sent_at = time.monotonic()
+        if self.recorder is not None:
+            self.recorder.record("out", "response.create", None, payload)
+
+    def frames(self) -> AsyncIterator[bytes | str]:
+        raise NotImplementedError
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        async for raw in self.frames():
+            try:
+                event = json.loads(raw)
+            except (ValueError, RecursionError):
+                continue  # a garbage frame is skipped, as Codex does
+            if not isinstance(event, dict):
+                continue
+            if may_hold_surrogates(raw):
+                # A lone surrogate cannot be saved, shown or sent on: it becomes U+FFFD.
+                event = scrub(event)
+            if self.recorder is not None:
+                self.recorder.record("in", event.get("type", ""), event.get("sequence_number"), raw)
+            self._observe(event)
+            yield event
+            if self.terminal is not None:
+                return
+        raise UpstreamError("The upstream ended the response before its terminal event.")
+
+    def _observe(self, event: Event) -> None:
+        kind = event.get("type", "")
+        if self.metrics.ttft_ms is None and kind.endswith(".delta"):
+            self.metrics.ttft_ms = (time.monotonic() - self._sent_at) * 1000
+        if kind == "response.created":
+            self.created_id = str(event["response"].get("id", ""))
+        elif kind == "response.output_item.done":
+            self.output.append(event["item"])
+        elif kind in TERMINAL:
+            self.terminal = event
+            self.metrics.duration_ms = (time.monotonic() - self._sent_at) * 1000
+            if kind != "error":
+                self._account(event["response"])
+
+    def _account(self, response: dict[str, Any]) -> None:
+        usage = response.get("usage") or {}
+        self.metrics.input_tokens = int(usage.get("input_tokens") or 0)
+        details = usage.get("input_tokens_details") or {}
+        self.metrics.cached_tokens = int(details.get("cached_tokens") or 0)
+        self.metrics.output_tokens = int(usage.get("output_tokens") or 0)
+        if response.get("status") == "completed":
+            # Output items come from output_item.done, not the terminal payload (item 9).
+            items = [*self.context, *self.output]
+            calls = {i["call_id"] for i in self.output if i.get("type") == "function_call"}
+            self.holder.chain = Chain(
+                fingerprint(self.fields),
+                tuple(fingerprint(i) for i in items),
+                str(response["id"]),
+                frozenset(calls),
+            )
+
+    @property
+    def response_id(self) -> str:
+        """The response's id, known from ``response.created`` on (even if it never finished)."""
+        if self.terminal is None or self.terminal.get("type") == "error":
+            return self.created_id
+        return str(self.terminal["response"].get("id", ""))
+
+    @property
+    def error(self) -> dict[str, Any]:
+        """The error of a request-scoped error event or a failed response (empty otherwise)."""
+        if self.terminal is None:
+            return {}
+        error = self.terminal.get("error") or (self.terminal.get("response") or {}).get("error")
+        return dict(error or {})
+
+    @property
+    def status(self) -> int:
+        """The HTTP-equivalent status of an error event (0 when there is none)."""
+        if self.terminal is None or self.terminal.get("type") != "error":
+            return 0
+        return int(self.terminal.get("status") or self.terminal.get("status_code") or 400)

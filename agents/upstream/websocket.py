@@ -1,0 +1,183 @@
+"""A session's upstream socket: the SDK's ``responses.connect()``, its chain, the delta rule.
+
+The chain (what the upstream's connection cache holds) lives on the socket object, so a new socket
+starts with a full-context create by construction (client checklist §4, items 1-12).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+from openai.resources.responses.responses import AsyncResponsesConnection
+
+from agents.upstream.clients import shared_client
+from agents.upstream.delta import Chain, Item, plan
+from agents.upstream.turn import FrameRecorder, UpstreamError, UpstreamRefused, UpstreamTurn
+
+log = logging.getLogger(__name__)
+
+# Large `response.completed` frames exceed the websockets default of 1 MiB.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+CONNECT_TIMEOUT = 15.0
+# Upgrade statuses that mean "no WebSocket mode here": fall back to HTTP at once (item 23).
+NO_WEBSOCKET = frozenset({404, 405, 426})
+# Per-event timeout while a response streams (reasoning models can think for minutes).
+EVENT_TIMEOUT = 300.0
+
+
+@dataclass
+class UpstreamSocket:
+    connection: AsyncResponsesConnection
+    opened: float = field(default_factory=time.monotonic)
+    requests: int = 0
+    chain: Chain | None = None
+
+    @property
+    def age(self) -> float:
+        return time.monotonic() - self.opened
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once: no close handshake, no frame of this socket left."""
+        # The SDK has no public abort; its websockets connection exposes the transport.
+        transport = getattr(self.connection._connection, "transport", None)
+        if transport is not None:
+            transport.abort()
+
+
+@dataclass
+class SocketTurn(UpstreamTurn):
+    socket: UpstreamSocket | None = None
+
+    async def send(self, generate: bool) -> None:
+        assert self.socket is not None
+        payload = json.dumps({"type": "response.create", **self.request(generate)})
+        self.sent(payload)
+        await self.socket.connection.send_raw(payload)
+
+    async def frames(self) -> AsyncIterator[bytes | str]:
+        assert self.socket is not None
+        while True:
+            try:
+                yield await asyncio.wait_for(self.socket.connection.recv_bytes(), EVENT_TIMEOUT)
+            except TimeoutError as exc:
+                raise UpstreamError(
+                    f"The upstream sent nothing for {EVENT_TIMEOUT:.0f} s."
+                ) from exc
+            except websockets.ConnectionClosed as exc:
+                raise UpstreamError("The upstream closed the connection mid-response.") from exc
+
+
+class UpstreamSession:
+    """The one upstream socket of a session, opened on demand; one response in flight at a time."""
+
+    transport = "websocket"
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.client = shared_client(base_url, api_key)
+        self.socket: UpstreamSocket | None = None
+        self.sockets_opened = 0
+        self.recorder: FrameRecorder | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self.socket is not None
+
+    def forget_chain(self) -> None:
+        """The upstream lost our parent (a cache miss): the next request is a full create."""
+        if self.socket is not None:
+            self.socket.chain = None
+
+    async def _open(self) -> UpstreamSocket:
+        manager = self.client.responses.connect(
+            # No permessage-deflate: on the links an upstream is reached over, it cost more CPU
+            # per event and memory per socket (~0.8 MiB down to ~65 KiB) than it saved.
+            websocket_connection_options={"max_size": MAX_FRAME_BYTES, "compression": None}
+        )
+        try:
+            connection = await asyncio.wait_for(manager.enter(), CONNECT_TIMEOUT)
+        except websockets.InvalidStatus as exc:
+            raise UpstreamRefused(exc.response.status_code) from exc
+        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+            raise UpstreamError(f"The upstream cannot be reached: {type(exc).__name__}.") from exc
+        self.sockets_opened += 1
+        return UpstreamSocket(connection)
+
+    @asynccontextmanager
+    async def turn(
+        self, fields: dict[str, Any], context: list[Item], *, generate: bool = True
+    ) -> AsyncIterator[UpstreamTurn]:
+        """Send one create (delta or full) and hand back the turn to iterate.
+
+        A turn left before its terminal event (stop, error, cancellation) discards the socket, so
+        no frame of it can reach a later turn.
+        """
+        async with self._lock:
+            if self.socket is None:
+                self.socket = await self._open()
+            socket = self.socket
+            turn = SocketTurn(socket, fields, context, recorder=self.recorder, socket=socket)
+            try:
+                await turn.send(generate)
+                yield turn
+            finally:
+                if turn.terminal is None:
+                    self.discard(socket)
+
+    async def prewarm(self, fields: dict[str, Any], context: list[Item]) -> UpstreamTurn | None:
+        """``generate: false`` with the session's settings and transcript, unless the socket's
+        chain already serves them (the next step would be a delta anyway)."""
+        if self.socket is not None and plan(self.socket.chain, fields, context).mode == "delta":
+            return None
+        async with self.turn(fields, context, generate=False) as turn:
+            async for _ in turn:
+                pass
+        return turn
+
+    async def rotate(self, fields: dict[str, Any], context: list[Item], max_age: float) -> bool:
+        """Make-before-break: replace a socket older than ``max_age``, at a step boundary.
+
+        The new socket is opened and warmed with the full context first, so the next step is a
+        delta on it; only then is the old one closed. False when no rotation was due.
+        """
+        old = self.socket
+        if old is None or old.age < max_age:
+            return False
+        async with self._lock:
+            fresh = await self._open()
+            warm = SocketTurn(fresh, fields, context, recorder=self.recorder, socket=fresh)
+            try:
+                await warm.send(generate=False)
+                async for _ in warm:
+                    pass
+            except BaseException:
+                fresh.abort()
+                raise
+            self.socket = fresh
+        with suppress(Exception):
+            await asyncio.wait_for(old.connection.close(), 2)
+        old.abort()
+        return True
+
+    def discard(self, socket: UpstreamSocket | None = None) -> None:
+        """Abort the socket (or the given one, if it is still current)."""
+        current = self.socket
+        if current is None or (socket is not None and socket is not current):
+            return
+        self.socket = None
+        current.abort()
+
+    async def close(self) -> None:
+        socket, self.socket = self.socket, None
+        if socket is not None:
+            with suppress(Exception):
+                await asyncio.wait_for(socket.connection.close(), 2)
+            socket.abort()

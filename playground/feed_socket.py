@@ -1,0 +1,134 @@
+"""What every browser socket on a session does: follow it. The owner's tab adds commands
+(playground/consumers.py), the share viewer a token and read-only (playground/viewer.py).
+
+A consumer authorises, parses, forwards and sends; what the socket follows and how it stays
+exact (snapshot, then every later event once, wherever the session runs) is the subscription's
+(agents/live/subscription.py). What the socket sends goes through its outbox (flow control).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from redis.exceptions import RedisError
+
+from agents.live import admission, wire
+from agents.live.feed import Snapshot
+from agents.live.runner import Problem
+from agents.live.store import context_store
+from agents.live.subscription import Subscription
+from agents.run.events import RunEvent
+from playground import render
+from playground.outbox import Outbox
+from playground.protocol import CLOSE_RESTART, CLOSE_RETRY
+
+log = logging.getLogger(__name__)
+
+
+class FeedConsumer(AsyncWebsocketConsumer):
+    """A socket that shows a session; subclasses authorise, then call :meth:`follow` (or
+    :meth:`show` from inside a connect slot). It is the subscription's view."""
+
+    read_only: bool = False  # a viewer's socket: no commands, and no controls in its fragments
+    session_id = ""
+    outbox: Outbox | None = None
+    subscription: Subscription | None = None
+
+    async def follow(self, session_id: str) -> None:
+        async with admission.connect_slot():
+            await self.show_session(session_id)
+
+    async def show_session(self, session_id: str) -> None:
+        """The caller holds a connect slot (agents/live/admission.py)."""
+        self.session_id = session_id
+        render_event = render.viewer_event_html if self.read_only else render.event_html
+        subscription = self.subscription = Subscription(session_id, self)
+        self.outbox = Outbox(self.send, lambda: subscription.resync("slow"), render_event)
+        await subscription.sync()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except (RedisError, OSError) as exc:
+            # The channel layer lost Redis: close (the page comes back with backoff), no trace.
+            log.warning(
+                "Socket on session %s closed: the channel layer failed: %s", self.session_id, exc
+            )
+            with suppress(Exception):
+                await send({"type": "websocket.close", "code": CLOSE_RETRY})
+        finally:
+            # Also when the consumer died without a disconnect (its channel layer failed):
+            # a dead socket must not stay attached to a runner.
+            await self._leave()
+
+    async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        outbox, self.outbox = self.outbox, None
+        if outbox is None or self.subscription is None:
+            return
+        self.subscription.close()
+        with suppress(Exception):  # the layer may be what failed
+            group = wire.session_group(self.session_id)
+            await self.channel_layer.group_discard(group, self.channel_name)
+        await outbox.close()
+
+    # -- the subscription's view (agents/live/subscription.py) -----------------------------------
+
+    async def join(self) -> None:
+        # Again at every sync: a restarted Redis has forgotten the group.
+        await self.channel_layer.group_add(wire.session_group(self.session_id), self.channel_name)
+
+    def hold(self) -> None:
+        if self.outbox is not None:
+            self.outbox.hold()
+
+    async def render(self, snap: Snapshot) -> str:
+        head = snap.head
+        transcript = await render.durable_transcript(self.session_id, head)
+        if head is None:  # the log is gone: the database as it is, no guessing
+            running = bool((await context_store().get(self.session_id)).get("running"))
+            return render.snapshot(transcript, [], running, self.read_only)
+        events = [event for _, event in snap.events]
+        return render.snapshot(transcript, events, head.running, self.read_only)
+
+    def show(self, snapshot_html: str) -> None:
+        if self.outbox is not None:
+            self.outbox.release(snapshot_html)
+
+    def put(self, event: RunEvent) -> None:
+        if self.outbox is not None:
+            self.outbox.put_event(event)
+
+    def refused(self, problem: Problem) -> None:
+        code, text = problem
+        if self.outbox is not None:
+            self.outbox.put(render.notice(text, "info" if code == "idle" else "error", code))
+
+    async def failed(self) -> None:
+        with suppress(Exception):
+            await self.close(code=CLOSE_RETRY)
+
+    # -- group messages (agents/live/wire.py) ----------------------------------------------------
+
+    async def feed_batch(self, message: wire.FeedBatch) -> None:
+        if self.subscription is not None:
+            self.subscription.batch(message)
+
+    async def session_changed(self, message: wire.SessionChanged) -> None:
+        """A view changed the settings or tools (on any page or tab)."""
+        if self.outbox is not None:
+            self.outbox.put(render.notice(str(message.get("text", "")), "info", "changed"))
+        if self.subscription is not None:
+            self.subscription.changed()
+
+    async def session_close(self, message: wire.SessionClose) -> None:
+        """Staff closes every socket on the session. CLOSE_RESTART: the page reconnects
+        (static/playground.js) and comes back in a fresh sync."""
+        if self.outbox is not None:
+            self.outbox.put(render.notice(str(message.get("reason", "")), "info", "closed"))
+        await self.close(code=CLOSE_RESTART)
