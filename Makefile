@@ -24,12 +24,12 @@ migrate: $(VENV)/.run
 	$(BIN)/python manage.py migrate --no-input --verbosity 0
 
 # A listen backlog of 4,096 (Twisted's default is 50): a storm of connects is not left to the kernel's
-# SYN retries (README, "Benchmarks").
+# SYN retries (docs/benchmarks.md).
 run: migrate
 	@echo "Agent playground: http://$(HOST):$(PORT)/  (simulator at http://$(HOST):$(PORT)/v1/responses)"
 	PORT=$(PORT) $(BIN)/daphne --endpoint tcp:port=$(PORT):interface=$(subst :,\:,$(HOST)):backlog=4096 --websocket-max-message-size 67108864 --websocket-max-frame-size 67108864 playground.asgi:application
 
-# A staff account for the admin and the session inspector (README, "Session inspector").
+# A staff account for the admin and the session inspector (docs/sharing-and-inspector.md).
 staff: migrate
 	$(BIN)/python manage.py createsuperuser
 
@@ -48,9 +48,10 @@ pytest: $(VENV)/.dev
 
 test: lint types pytest
 
-# The benchmark suite (README, "Benchmarks"): a few minutes; SCENARIOS="token-latency ..." picks some.
+# The benchmark suite (docs/benchmarks.md): a few minutes; SCENARIOS="token-latency ..." picks some.
+# It writes its results page, docs/benchmark-results.md, and the raw figures to bench.json.
 bench: $(VENV)/.run
-	$(BIN)/python manage.py bench --json bench.json $(SCENARIOS)
+	$(BIN)/python manage.py bench --json bench.json --markdown docs/benchmark-results.md $(SCENARIOS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

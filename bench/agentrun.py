@@ -1,7 +1,8 @@
 """The 20-tool-call research run, through the playground and by the direct client.
 
-The run is the simulator's calibration task (README, "Calibration"): short instructions, one tool
-answering with about 120 tokens, ``/research N`` sequential calls and a final answer.
+The run is the simulator's calibration task (docs/simulator.md, "Calibration"): short
+instructions, one tool answering with about 120 tokens, ``/research N`` sequential calls and a
+final answer.
 """
 
 from __future__ import annotations

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 import operator
+import os
+import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": operator.ge}
@@ -162,3 +165,16 @@ def summary(rows: Sequence[Row]) -> dict[str, int]:
         else:
             counts["fail"] += 1
     return counts
+
+
+def results_page(table: str) -> str:
+    """docs/benchmark-results.md: the table of one ``make bench`` run, with when and where."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}"
+    return (
+        "# Benchmark results\n\n"
+        f"Written by `make bench` on {when} ({machine}). What each scenario measures, its\n"
+        "baseline and its target: [Benchmarks](benchmarks.md); earlier runs and their notes:\n"
+        "[Benchmark history](benchmark-history.md).\n\n"
+        f"{table}\n"
+    )

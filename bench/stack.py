@@ -102,7 +102,7 @@ def check_redis(url: str) -> None:
 async def stack(name: str, sim_args: list[str], processes: int = 1) -> AsyncIterator[Stack]:
     """Start a simulator with ``sim_args`` and a playground using it; stop both afterwards.
 
-    With ``processes`` > 1, that many daphne processes serve one site, as the README's
+    With ``processes`` > 1, that many daphne processes serve one site, as docs/deployment.md
     "Production" section runs them: one database (here SQLite, which the processes share on one
     host) and Redis (``BENCH_REDIS_URL``) for the channel layer, the leases and the log.
     """

@@ -1,6 +1,6 @@
 """Export a session as a JSON file, and import such a file as a new session.
 
-The file (documented in the README, "Sharing, export and import")::
+The file (documented in docs/sharing-and-inspector.md)::
 
     {"format": "agent-playground.session", "version": 1, "exported": "<ISO 8601 time>",
      "session": {<settings>}, "tools": [{...}], "steps": [{...}], "items": [{...}]}

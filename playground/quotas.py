@@ -1,6 +1,6 @@
 """Quotas: how much one visitor may create, so that nobody can exhaust the server, its database or
-a paid API key behind it. Each limit is a setting (``QUOTA_*``, see the README); each refusal is
-a message that says what to do.
+a paid API key behind it. Each limit is a setting (``QUOTA_*``, see docs/security.md); each
+refusal is a message that says what to do.
 
 Counts per client address (new sessions an hour here, failed share-token lookups in ``share``)
 live in a :class:`WindowCounter`: Redis when ``REDIS_URL`` is set, so every process counts

@@ -1,4 +1,4 @@
-"""Settings, read from the environment (every variable is listed in the README)."""
+"""Settings, read from the environment (every variable is listed in docs/configuration.md)."""
 
 from __future__ import annotations
 

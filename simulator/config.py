@@ -48,7 +48,8 @@ class CostModel:
 
 # Calibrated so that the 20-step research task over HTTP with the full context each step takes
 # about 1.7x as long end to end as the same task over one WebSocket with deltas (~40 % less
-# time), the figure OpenAI publishes for 20+ tool-call rollouts. See the README's "Calibration".
+# time), the figure OpenAI publishes for 20+ tool-call rollouts. See docs/simulator.md,
+# "Calibration".
 REALISTIC = CostModel(
     handshake_ms=120.0,
     http_request_ms=25.0,

@@ -1,6 +1,6 @@
 """Fault plans: what to break on one connection or request, from a spec string or from tests.
 
-A spec is ``key=value`` pairs joined by ``;`` (README, "Fault injection"), given in the
+A spec is ``key=value`` pairs joined by ``;`` (docs/simulator.md, "Fault injection"), given in the
 ``sim_faults`` query parameter, the ``X-Sim-Faults`` header, or in process with
 :meth:`FaultBoard.next` / :meth:`FaultBoard.always`. Request numbers ``K`` count the
 ``response.create`` frames of a connection from 1.

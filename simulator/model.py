@@ -1,9 +1,10 @@
 """The simulated model: a deterministic agent that chats, calls tools and reads their outputs.
 
 It is stateless: every decision comes from the full context of the request, so the delta path,
-the full-resend path and HTTP give the same answer for the same context. Scenarios (README,
-"Scenarios") are picked by a directive at the start of the user's message (``/research 12 ...``)
-or by ``metadata.sim_scenario``; without either, the message's wording decides.
+the full-resend path and HTTP give the same answer for the same context. Scenarios
+(docs/simulator.md, "Scenarios") are picked by a directive at the start of the user's message
+(``/research 12 ...``) or by ``metadata.sim_scenario``; without either, the message's wording
+decides.
 """
 
 from __future__ import annotations

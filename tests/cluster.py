@@ -1,5 +1,4 @@
-"""One site served by several daphne processes, started the way the README's "Production"
-section says: a PostgreSQL database migrated once, Redis, the same environment for every process.
+"""One site served by several daphne processes, started the way docs/deployment.md says: a PostgreSQL database migrated once, Redis, the same environment for every process.
 """
 
 from __future__ import annotations

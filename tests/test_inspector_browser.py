@@ -21,7 +21,7 @@ def server() -> Iterator[LiveServer]:
     # The realistic profile streams at a reading pace: a run lasts long enough to be watched.
     live = LiveServer({"SIMULATOR_PROFILE": "realistic"}).start()
     assert live.data_dir is not None
-    # The README's one command for a staff account, without its prompts.
+    # The docs' one command for a staff account, without its prompts.
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{live.data_dir / 'db.sqlite3'}",

@@ -148,7 +148,7 @@ def test_no_access_log_line_holds_the_token_of_a_link_a_viewer_opened(
         expect(viewer.locator("#shared h1")).to_have_text(title)
         expect(viewer.locator("#transcript")).to_have_count(1)
         assert title in viewer.title()
-        # A link of the old form, /s/<token>/, still opens (its path is logged: README).
+        # A link of the old form, /s/<token>/, still opens (its path is logged: docs/security.md).
         viewer.goto(f"/s/{token}/")
         viewer.wait_for_url(f"**/s/#{token}")
         viewer.wait_for_function(CONNECTED)

@@ -1,4 +1,4 @@
-"""``manage.py bench``: the benchmark suite (README, "Benchmarks")."""
+"""``manage.py bench``: the benchmark suite (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from bench.results import Table
+from bench.results import Table, results_page
 from bench.sizes import FULL, SMOKE
 from bench.suite import run_suite, scenarios
 
@@ -29,7 +29,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", metavar="FILE", help="Also write the results as JSON.")
         parser.add_argument(
-            "--markdown", metavar="FILE", help="Also write the table as Markdown (for the README)."
+            "--markdown",
+            metavar="FILE",
+            help="Also write the results page (docs/benchmark-results.md).",
         )
         parser.add_argument(
             "--smoke", action="store_true", help="Tiny sizes, targets not enforced (make test)."
@@ -72,7 +74,7 @@ class Command(BaseCommand):
         if options["json"]:
             Path(options["json"]).write_text(json.dumps(report.as_dict(), indent=2) + "\n")
         if options["markdown"]:
-            Path(options["markdown"]).write_text(table.markdown() + "\n")
+            Path(options["markdown"]).write_text(results_page(table.markdown()))
         if report.errors:
             raise CommandError(
                 "Some scenarios failed to run: "
