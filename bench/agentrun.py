@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.browser import Browser, Tab, ToolSpec
+from bench.browser import Browser, ToolSpec
 from bench.direct import direct_client, tool_run
 from bench.stack import Stack
 
@@ -88,12 +88,12 @@ async def playground_run(
     ``phase`` with ``BENCH_PROFILE``)."""
     session_id = await research_session(browser, steps, **settings)
     before = await stack.connection_ids()
-    tab = await Tab(browser, stack.playground.ws_base, session_id).open()
+    tab = await browser.tab(stack.playground.ws_base, session_id).open()
     try:
         if settings.get("transport", "websocket") == "websocket":
             await stack.wait_warm(before)
         with stack.playground.phase(phase or "untimed"):
-            turn = await tab.turn(prompt(steps), wait=300)
+            turn = await tab.run(prompt(steps), wait=300)
     finally:
         await tab.close()
     return Run(turn.ended_at - turn.sent_at, await stack.new_logs(before)).check(steps)

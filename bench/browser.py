@@ -1,32 +1,23 @@
 """The playground driven as a browser drives it: forms over HTTP, htmx's frames over a WebSocket.
 
-``Browser`` keeps the cookies (``csrftoken``, ``sessionid``) and submits the page's forms; a
-``Tab`` is one page's socket: it sends what htmx's ``ws-send`` builds from the composer form and
-reads the fragments the server pushes, timing every frame as it arrives.
+``Browser`` keeps the cookies (``csrftoken``, ``sessionid``) and submits the page's forms; its
+``tab()`` is one page's socket (``devtools.tabs``): it sends what htmx's ``ws-send`` builds from
+the composer form and reads the fragments the server pushes, timing every frame as it arrives.
 """
 
 from __future__ import annotations
 
-import asyncio
-import html
 import json
 import re
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
-from websockets.asyncio.client import ClientConnection, connect
 
-from playground.protocol import ACK_EVERY
+from devtools.tabs import Tab
 
 CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 SESSION_RE = re.compile(r"/sessions/([0-9a-f-]{36})/$")
-BUSY_RE = re.compile(r'id="status"[^>]*data-busy="(true|false)"')
-DELTA_RE = re.compile(
-    r'<template hx-swap-oob="beforeend:#live-([^"]+)-text">(.*?)</template>', re.S
-)
-MAX_FRAME = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -112,117 +103,11 @@ class Browser:
     def cookie_header(self) -> str:
         return "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())
 
+    def tab(self, server: str, session_id: str) -> Tab:
+        """The session page's socket on ``server`` (a base URL, ``ws://`` or ``http://``): the
+        page is that server's (behind a load balancer every process shares one origin). It keeps
+        no frames and no page model: the client's work stays out of the measurement."""
+        return Tab(session_id, self.cookie_header, server=server, record=False)
+
     async def close(self) -> None:
         await self.http.aclose()
-
-
-@dataclass
-class Frame:
-    at: float  # time.monotonic() when it arrived
-    text: str
-
-
-@dataclass
-class Turn:
-    """What one run looked like from the tab: its frames and the text of each live item."""
-
-    sent_at: float
-    frames: list[Frame] = field(default_factory=list)
-    ended_at: float = 0.0
-
-    def receipts(self) -> dict[str, list[tuple[float, int]]]:
-        """Per live item: (arrival time, characters received so far), one entry per fragment."""
-        seen: dict[str, list[tuple[float, int]]] = {}
-        for frame in self.frames:
-            for key, text in DELTA_RE.findall(frame.text):
-                entries = seen.setdefault(key, [])
-                total = entries[-1][1] if entries else 0
-                entries.append((frame.at, total + len(html.unescape(text))))
-        return seen
-
-    def texts(self) -> dict[str, str]:
-        texts: dict[str, list[str]] = {}
-        for frame in self.frames:
-            for key, text in DELTA_RE.findall(frame.text):
-                texts.setdefault(key, []).append(html.unescape(text))
-        return {key: "".join(parts) for key, parts in texts.items()}
-
-
-class Tab:
-    """A session page's WebSocket, as htmx's ws extension opens and uses it."""
-
-    def __init__(self, browser: Browser, ws_base: str, session_id: str) -> None:
-        self.browser, self.session_id = browser, session_id
-        self.url = f"{ws_base}/ws/sessions/{session_id}/"
-        # The page's origin is the server the socket goes to: behind a load balancer every
-        # process shares one origin, and sockets must come from the same scheme, host and port.
-        self.origin = "http" + ws_base.removeprefix("ws")
-        self.page_url = f"{browser.base_url}/sessions/{session_id}/"
-        self.ws: ClientConnection | None = None
-        self.first_frame: Frame | None = None
-        self.received = 0  # frames since the socket opened, as static/playground.js counts
-
-    async def open(self, wait: float = 30) -> Tab:
-        """Connect and wait for the first fragment (the snapshot): the page is live."""
-        headers = {"Cookie": self.browser.cookie_header, "Origin": self.origin}
-        self.ws = await connect(
-            self.url,
-            additional_headers=headers,
-            compression=None,
-            max_size=MAX_FRAME,
-            open_timeout=wait,
-        )
-        self.received = 0
-        self.first_frame = await self.recv(wait)
-        return self
-
-    async def recv(self, wait: float | None = None) -> Frame:
-        """The next frame, acknowledged as the page does (every 8th): the server sends at most
-        a window of frames ahead of the acknowledgements, so a tab that never acknowledged
-        would stall."""
-        assert self.ws is not None
-        text = str(await asyncio.wait_for(self.ws.recv(), wait))
-        frame = Frame(time.monotonic(), text)
-        self.received += 1
-        if self.received % ACK_EVERY == 0:
-            await self.ws.send(json.dumps({"action": "ack", "received": self.received}))
-        return frame
-
-    async def send(self, message: str) -> float:
-        """Submit the composer (as ``ws-send`` does); returns when it was sent."""
-        assert self.ws is not None
-        headers = {
-            "HX-Request": "true",
-            "HX-Trigger": "composer",
-            "HX-Trigger-Name": None,
-            "HX-Target": "composer",
-            "HX-Current-URL": self.page_url,
-        }
-        frame = json.dumps({"action": "send", "message": message, "HEADERS": headers})
-        sent_at = time.monotonic()
-        await self.ws.send(frame)
-        return sent_at
-
-    async def turn(self, message: str, wait: float = 120) -> Turn:
-        """Send a message and read until the status line goes from busy back to ready."""
-        assert self.ws is not None
-        turn = Turn(await self.send(message))
-        busy = False
-        async with asyncio.timeout(wait):
-            while True:
-                frame = await self.recv()
-                turn.frames.append(frame)
-                for state in BUSY_RE.findall(frame.text):
-                    if state == "true":
-                        busy = True
-                    elif busy:
-                        turn.ended_at = turn.frames[-1].at
-                        return turn
-
-    @property
-    def open_now(self) -> bool:
-        return self.ws is not None and self.ws.state.name == "OPEN"
-
-    async def close(self) -> None:
-        if self.ws is not None:
-            await self.ws.close()

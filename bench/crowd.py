@@ -14,7 +14,8 @@ from functools import partial
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.browser import Browser, Tab, Turn
+from bench.browser import Browser
+from devtools.tabs import Tab, Turn
 
 BATCH = 50  # sockets opened at once when building a crowd (the storm opens all at once)
 
@@ -37,7 +38,7 @@ async def create_sessions(browser: Browser, count: int) -> list[str]:
 
 
 async def open_tabs(browser: Browser, ws_base: str, session_ids: Sequence[str]) -> list[Tab]:
-    jobs = [Tab(browser, ws_base, session_id).open for session_id in session_ids]
+    jobs = [browser.tab(ws_base, session_id).open for session_id in session_ids]
     return await bounded(jobs, BATCH)
 
 
@@ -61,7 +62,7 @@ async def streamed_turns(tabs: Sequence[Tab], message: str, wait: float) -> list
     async def one(tab: Tab, delay: float) -> Turn | None:
         await asyncio.sleep(delay)
         try:
-            return await tab.turn(message, wait)
+            return await tab.run(message, wait)
         except (OSError, TimeoutError, ConnectionError, RuntimeError):
             return None
 

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
 
-from bench.browser import DELTA_RE, Browser, Frame, Tab
-from bench.page import Page
+from bench.browser import Browser
 from bench.results import Row, Target, not_run
 from bench.scale import raw_server
 from bench.sizes import Sizes
 from bench.stack import Stack, Unavailable, stack
 from bench.stats import percentile, sends_of
+from devtools.page import Page
+from devtools.tabs import DELTA_RE, Frame, Tab
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class Follower:
 
     async def _read(self) -> None:
         while True:
-            frame = await self.tab.recv()
+            frame = await self.tab.recv_frame(None)
             self.page.apply(frame.text)
             self.seen.add(frame)
             self.changed.set()
@@ -132,7 +133,7 @@ async def reconnect_once(
 ) -> Observation:
     """Open a socket, read for a random while, drop it."""
     observation = Observation(opened_at=time.monotonic())
-    tab = Tab(browser, ws_base, session_id)
+    tab = browser.tab(ws_base, session_id)
     await tab.open()
     assert tab.first_frame is not None
     first = tab.first_frame
@@ -142,7 +143,7 @@ async def reconnect_once(
     deadline = time.monotonic() + rng.uniform(0.0, 0.1)
     try:
         while (left := deadline - time.monotonic()) > 0:
-            observation.add(await tab.recv(left))
+            observation.add(await tab.recv_frame(left))
     except TimeoutError:
         pass
     await tab.close()
@@ -172,7 +173,7 @@ async def reconnects(bench: Stack, sizes: Sizes, seed: int) -> Outcome:
         while len(observations) < sizes.resume_reconnects:
             session_id = await browser.new_session()
             # The follower's process runs the session (the first socket claims it).
-            follower = Follower(await Tab(browser, bases[0], session_id).open())
+            follower = Follower(await browser.tab(bases[0], session_id).open())
             follower.start()
             try:
                 for turn in range(sizes.resume_turns):

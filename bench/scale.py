@@ -17,12 +17,13 @@ from contextlib import asynccontextmanager, contextmanager, nullcontext
 from functools import partial
 
 from bench import crowd
-from bench.browser import Tab, Turn
 from bench.results import Row, Target
-from bench.servers import CpuMeter, RawProcess, rss_kib, start_all
+from bench.servers import CpuMeter, RawProcess, start_all
 from bench.sizes import Sizes
 from bench.stack import Stack, stack
 from bench.stats import Delivery, Sent, delivery, percentile, sends_of
+from devtools.processes import rss_kib
+from devtools.tabs import Turn
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,8 @@ async def concurrency(sizes: Sizes) -> list[Row]:
         session_ids = await crowd.create_sessions(browser, sizes.sessions + 1)
         log.info("%s: %d sessions created", name, len(session_ids))
         # One session first, so the process's one-time costs are not counted per session.
-        warm = await Tab(browser, bench.playground.ws_base, session_ids.pop()).open()
-        warm_items = set((await warm.turn("/chat 5 warm up", wait=60)).receipts())
+        warm = await browser.tab(bench.playground.ws_base, session_ids.pop()).open()
+        warm_items = set((await warm.run("/chat 5 warm up", wait=60)).receipts())
         before = rss_kib(bench.playground.pid)
         with bench.playground.phase("open"):
             tabs = await crowd.open_tabs(browser, bench.playground.ws_base, session_ids)
@@ -184,10 +185,10 @@ async def storm_rows(name: str, sizes: Sizes, busy: bool) -> list[Row]:
     async with stack(name, ["--profile", "zero"]) as bench:
         browser = bench.browser()
         session_ids = await crowd.create_sessions(browser, count + 1)
-        warm = await Tab(browser, bench.playground.ws_base, session_ids.pop()).open()
+        warm = await browser.tab(bench.playground.ws_base, session_ids.pop()).open()
         await warm.close()
         ws_base = bench.playground.ws_base
-        tabs = [Tab(browser, ws_base, session_id) for session_id in session_ids]
+        tabs = [browser.tab(ws_base, session_id) for session_id in session_ids]
         with neighbour() as spinning:
             pids = {"daphne": bench.playground.pid, "client": os.getpid()}
             if spinning:

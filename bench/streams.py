@@ -11,12 +11,13 @@ import asyncio
 from dataclasses import dataclass
 
 from agents.run.transcript import user_message
-from bench.browser import Browser, Tab
+from bench.browser import Browser
 from bench.direct import direct_client
 from bench.results import Row, Target, not_run
 from bench.sizes import Sizes
 from bench.stack import Stack, Unavailable, stack
 from bench.stats import Delivery, Receipts, Sent, delivery, percentile, sends_of
+from devtools.tabs import Tab
 
 CHAT_FIELDS = {
     "model": "sim",
@@ -45,7 +46,7 @@ def last_request(sends: list[Sent]) -> list[Sent]:
 async def drain(tab: Tab) -> None:
     """Read a tab's frames as its page would, until cancelled."""
     while True:
-        await tab.recv()
+        await tab.recv(None)
 
 
 async def through_playground(bench: Stack, browser: Browser, message: str) -> Stream:
@@ -56,16 +57,16 @@ async def through_playground(bench: Stack, browser: Browser, message: str) -> St
     """
     session_id = await browser.new_session()
     before = await bench.connection_ids()
-    owner = tab = await Tab(browser, bench.playground.ws_base, session_id).open()
+    owner = tab = await browser.tab(bench.playground.ws_base, session_id).open()
     draining: asyncio.Task[None] | None = None
     if len(bench.playgrounds) > 1:
         draining = asyncio.create_task(drain(owner))
-        tab = await Tab(browser, bench.playgrounds[-1].ws_base, session_id).open()
+        tab = await browser.tab(bench.playgrounds[-1].ws_base, session_id).open()
     try:
         await bench.wait_warm(before)
-        await tab.turn("/chat 5 warm up", wait=60)
+        await tab.run("/chat 5 warm up", wait=60)
         with bench.playground.phase("turn"):
-            turn = await tab.turn(message, wait=300)
+            turn = await tab.run(message, wait=300)
     finally:
         if draining is not None:
             draining.cancel()

@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import http.cookiejar
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.simserver import ROOT, free_port
+from devtools.processes import Child, child_env, daphne_argv, free_port, manage, run
 
-BIN = Path(sys.executable).parent
-# Settings a developer's shell may carry that would point the server somewhere else.
-STRIPPED = ("UPSTREAM_BASE_URL", "OPENAI_API_KEY", "REDIS_URL", "DATABASE_URL")
-MAX_WS_BYTES = "67108864"
 CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-
-
+# Every live server's visitors come from 127.0.0.1, and with Redis the per-address counts outlive
+# a test: only tests of the quotas themselves (in-process) meet them.
 ADDRESS_QUOTAS = ("QUOTA_NEW_SESSIONS_PER_HOUR", "QUOTA_RUNS_PER_ADDRESS_PER_MINUTE")
 
 
@@ -32,11 +25,10 @@ ADDRESS_QUOTAS = ("QUOTA_NEW_SESSIONS_PER_HOUR", "QUOTA_RUNS_PER_ADDRESS_PER_MIN
 class LiveServer:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
     data_dir: Path | None = None
     migrate: bool = True  # False for the second and later processes of one site
     daphne_args: list[str] = field(default_factory=list)  # e.g. a shorter handshake timeout
+    child: Child = field(default_factory=lambda: Child("playground"))
 
     @property
     def base_url(self) -> str:
@@ -46,72 +38,52 @@ class LiveServer:
     def ws_base(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.child.process
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The environment daphne and the management commands run with."""
+        assert self.data_dir is not None, "not started"
+        return child_env(
+            **{
+                "PORT": str(self.port),
+                "DATABASE_URL": f"sqlite:///{self.data_dir / 'db.sqlite3'}",
+                "SIMULATOR_PROFILE": "zero",
+                **dict.fromkeys(ADDRESS_QUOTAS, "1000000"),
+                **self.env,  # last: a test's own settings win
+            }
+        )
+
     def start(self) -> LiveServer:
         self.data_dir = Path(tempfile.mkdtemp(prefix="playground-"))
-        env = {k: v for k, v in os.environ.items() if k not in STRIPPED}
-        env |= {
-            "PYTHONUNBUFFERED": "1",
-            "PORT": str(self.port),
-            "DATABASE_URL": f"sqlite:///{self.data_dir / 'db.sqlite3'}",
-            "SIMULATOR_PROFILE": "zero",
-            # Every live server's visitors come from 127.0.0.1, and with Redis the per-address
-            # counts outlive a test: only tests of the quotas themselves (in-process) meet them.
-            **dict.fromkeys(ADDRESS_QUOTAS, "1000000"),
-            **self.env,
-        }
-        handle, name = tempfile.mkstemp(prefix="playground-", suffix=".log")
-        self.log_path = Path(name)
-        with os.fdopen(handle, "wb") as log:
-            migrate = [sys.executable, "manage.py", "migrate", "--no-input"]
+        try:
             if self.migrate:
-                done = subprocess.run(
-                    migrate, cwd=ROOT, env=env, stdout=log, stderr=log, check=False
-                )
-                if done.returncode != 0:
-                    raise RuntimeError(f"migrate failed: {self.output()}")
-            daphne = [
-                str(BIN / "daphne"),
-                *("--bind", "127.0.0.1", "--port", str(self.port)),
-                *("--websocket-max-message-size", MAX_WS_BYTES),
-                *("--websocket-max-frame-size", MAX_WS_BYTES),
-                *self.daphne_args,
-                "playground.asgi:application",
-            ]
-            self.process = subprocess.Popen(daphne, cwd=ROOT, env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited: {self.output()}")
-            try:
-                with urllib.request.urlopen(self.base_url + "/", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the playground did not answer GET / within 20 s: {self.output()}")
+                run(manage("migrate", "--no-input"), self.environment)
+            self.child.start(daphne_argv(self.port, *self.daphne_args), self.environment)
+            self.child.wait_for_url(self.base_url + "/")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def manage(self, *args: str, **env: str) -> str:
+        """Run a management command on this server's database (``env``: more variables)."""
+        return run(manage(*args), {**self.environment, **env})
 
     def kill(self) -> None:
         """SIGKILL: the process dies mid-whatever, as in a crash."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
+        self.child.kill()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.child.stop()
         if self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def output(self) -> str:
-        """What migrate and daphne printed (attach it to a failure to see why)."""
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
+        """What daphne printed (attach it to a failure to see why)."""
+        return self.child.output()
 
     def browser(self) -> Browser:
         return Browser(self.base_url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -12,6 +11,8 @@ from typing import NoReturn
 import psycopg
 import pytest
 import redis
+
+from devtools.processes import Child, free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -60,10 +61,8 @@ class PrivateRedis:
     """A redis-server of a test's own (on a free port), to restart without disturbing others."""
 
     def __init__(self) -> None:
-        from tests.simserver import free_port
-
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.child = Child("redis-server")
 
     @property
     def url(self) -> str:
@@ -75,25 +74,17 @@ class PrivateRedis:
             missing("redis-server is not installed")
         command = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        self.child.start(command)
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except (redis.RedisError, OSError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        client.close()
+        try:
+            self.child.wait_until(lambda: bool(client.ping()), f"PING at {self.url}", timeout=10)
+        finally:
+            client.close()
         return self
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
+        self.child.kill()  # at once, as a crash
+        self.child.stop()  # and its output file goes
 
     def restart(self, down: float = 0) -> None:
         """Down (for ``down`` seconds) and up again, empty (no persistence), as a Redis

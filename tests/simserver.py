@@ -3,35 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from devtools.processes import ROOT, Child, free_port, manage
+
+__all__ = ["API_KEY", "ROOT", "SimServer", "free_port"]  # ROOT and free_port: tests import them
+
 API_KEY = "sk-test-simulator"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
 class SimServer:
     args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
     api_key: str = API_KEY
-    log_path: Path | None = None
+    child: Child = field(default_factory=lambda: Child("simulator"))
 
     @property
     def base_url(self) -> str:
@@ -42,35 +31,17 @@ class SimServer:
         return f"ws://127.0.0.1:{self.port}/v1/responses"
 
     def start(self) -> SimServer:
-        command = [sys.executable, "manage.py", "simulator", "--port", str(self.port), *self.args]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        handle, name = tempfile.mkstemp(prefix="simulator-", suffix=".log")
-        self.log_path = Path(name)
-        with os.fdopen(handle, "wb") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"simulator exited: {self.output()}")
-            try:
-                self.get("/_sim/status")
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("simulator did not start within 20 s")
+        self.child.start(manage("simulator", "--port", str(self.port), *self.args))
+        auth = {"Authorization": f"Bearer {self.api_key}"}
+        self.child.wait_for_url(f"{self.base_url}/_sim/status", auth)
+        return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.child.stop()
 
     def output(self) -> str:
         """What the server printed (attach it to a failure to see why)."""
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
+        return self.child.output()
 
     def request(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()

@@ -65,7 +65,7 @@ async def test_a_message_with_a_lone_surrogate_is_refused_and_nothing_is_saved(
     browser = await new_browser()
     session = await new_session(browser)
     tab = await Tab(str(session.pk), browser).open()
-    await tab.receive()  # the snapshot
+    await tab.recv()  # the snapshot
     frame = json.dumps({"action": "send", "message": LONE, "HEADERS": {}})
     assert "\\ud800" in frame  # the JSON escape a browser's JSON.stringify also sends
     await tab.send_frame(frame)
@@ -184,7 +184,7 @@ async def test_a_deeply_nested_frame_on_the_owners_socket_is_refused_and_it_stay
     browser = await new_browser()
     session = await new_session(browser)
     tab = await Tab(str(session.pk), browser).open()
-    await tab.receive()
+    await tab.recv()
     await tab.send_frame(DEEP)
     await refused(tab, "too_deep")
     deep_message = {"action": "send", "message": "hi", "x": json.loads("[" * 200 + "]" * 200)}

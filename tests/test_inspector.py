@@ -16,11 +16,12 @@ from django.test import AsyncClient
 
 from agents.live.registry import RUNNERS
 from agents.models import Item, Step, Tool
+from devtools.tabs import HOST, ORIGIN
 from playground import share
 from playground.asgi import application
 from playground.protocol import CLOSE_RESTART
 from tests.simserver import SimServer
-from tests.tabs import HOST, ORIGIN, Tab, new_browser, new_session
+from tests.tabs import Tab, new_browser, new_session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.liveserver import LiveServer
-from tests.simserver import ROOT
 
 PASSWORD = "inspector-test-password"
 
@@ -20,17 +16,14 @@ PASSWORD = "inspector-test-password"
 def server() -> Iterator[LiveServer]:
     # The realistic profile streams at a reading pace: a run lasts long enough to be watched.
     live = LiveServer({"SIMULATOR_PROFILE": "realistic"}).start()
-    assert live.data_dir is not None
     # The docs' one command for a staff account, without its prompts.
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{live.data_dir / 'db.sqlite3'}",
-        "DJANGO_SUPERUSER_USERNAME": "staff",
-        "DJANGO_SUPERUSER_EMAIL": "staff@example.com",
-        "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
-    }
-    command = [sys.executable, "manage.py", "createsuperuser", "--noinput"]
-    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    live.manage(
+        "createsuperuser",
+        "--noinput",
+        DJANGO_SUPERUSER_USERNAME="staff",
+        DJANGO_SUPERUSER_EMAIL="staff@example.com",
+        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
+    )
     yield live
     live.stop()
 

@@ -11,7 +11,7 @@ from contextlib import suppress
 import pytest
 
 from agents.models import Item
-from bench.page import Page
+from devtools.page import Page
 from simulator import context_hash
 from tests.cluster import Cluster, items, steps
 from tests.liveserver import Browser, session_id
@@ -117,7 +117,7 @@ async def test_a_tab_reconnecting_at_random_points_shows_exactly_the_transcript(
     while len(seen) < 50:
         if tab.page.busy is False and seen:
             await tab.send(f"/chat 4000 reconnect {len(seen)}")
-        await tab.until(lambda page: page.busy)
+        await tab.until_page(lambda page: page.busy)
         # Read a little of the stream, then drop the socket at a random moment, as a reload
         # or a network drop does, on either process.
         deadline = asyncio.get_running_loop().time() + rng.uniform(0.01, 0.2)
@@ -131,7 +131,7 @@ async def test_a_tab_reconnecting_at_random_points_shows_exactly_the_transcript(
             if tab.page.busy is False:
                 break
             await tab.recv()
-    await tab.until(lambda page: page.busy is False)
+    await tab.until_page(lambda page: page.busy is False)
     await tab.close()
     rows = items(cluster, sid)
     assert all(row["status"] == "completed" for row in rows)
@@ -153,13 +153,13 @@ async def test_killing_the_owner_mid_run_hands_the_session_over_within_the_lease
     owner = await LiveTab(one.base_url, sid, cookie).open()
     follower = await LiveTab(two.base_url, sid, cookie).open()
     await owner.send("/chat 3000 a reply its process will not finish")
-    await follower.until(lambda page: page.live and len(page.live[0].text) > 200)
+    await follower.until_page(lambda page: page.live and len(page.live[0].text) > 200)
     one.kill()
     killed = asyncio.get_running_loop().time()
     seen = follower.page.live[0].text
     # The other process takes the lease over, keeps the partial reply as interrupted, and
     # brings its tabs to the new state.
-    await follower.until(
+    await follower.until_page(
         lambda page: page.busy is False and any(b.status == "interrupted" for b in page.blocks),
         wait=lease + 10,
     )
@@ -218,7 +218,7 @@ async def test_a_redis_restart_mid_run_interrupts_the_run_and_everything_recover
         tab = await LiveTab(one.base_url, sid, cookie).open()
         other = await LiveTab(two.base_url, sid, cookie).open()
         await tab.send("/chat 3000 a reply Redis will not see the end of")
-        await tab.until(lambda page: page.live and len(page.live[0].text) > 100)
+        await tab.until_page(lambda page: page.live and len(page.live[0].text) > 100)
         # A restart is outlasted by the connections' retries: the tabs stay open and resync.
         # A longer outage drops them (close 4013, "try again later"), and they come back with
         # backoff.
@@ -228,10 +228,10 @@ async def test_a_redis_restart_mid_run_interrupts_the_run_and_everything_recover
         for each in (tab, other):
             if down:
                 with suppress(Exception):
-                    await each.until(settled, wait=15)
+                    await each.until_page(settled, wait=15)
                 if each.page.busy is not False:
                     each = await reconnect(each)
-            await each.until(settled, wait=15)
+            await each.until_page(settled, wait=15)
             tabs.append(each)
         for server in cluster.servers:
             assert server.process is not None
@@ -246,7 +246,7 @@ async def test_a_redis_restart_mid_run_interrupts_the_run_and_everything_recover
         rows = items(cluster, sid)
         assert [row["status"] for row in rows][2:] == ["completed", "completed"]
         for each in tabs:  # the first tabs follow the new run too
-            await each.until(lambda page: len(page.blocks) == 4)
+            await each.until_page(lambda page: len(page.blocks) == 4)
         for each in (*tabs, fresh):
             await each.close()
     finally:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
-import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -23,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.processes import ROOT, Child, free_port
 from tests.services import require_nginx
-from tests.simserver import ROOT, free_port
 
 CONFIG = ROOT / "deploy" / "nginx.conf"
 # Variables that hold the raw request line, path or referring URL: a log format must not write
@@ -101,12 +99,8 @@ def test_a_real_nginx_logs_share_paths_without_their_token(upstream: int) -> Non
         f"http {{ {temp} scgi_temp_path {work / 'scgi'}; access_log {access_log};\n"
         f"include {work / 'site.conf'}; }}\n"
     )
-    with (work / "nginx.out").open("wb") as output:
-        process = subprocess.Popen(
-            [nginx, "-c", str(work / "nginx.conf"), "-p", str(work)],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    server = Child("nginx")
+    server.start([nginx, "-c", str(work / "nginx.conf"), "-p", str(work)], cwd=work)
     try:
         token = secrets.token_urlsafe(32)
         paths = [
@@ -120,7 +114,7 @@ def test_a_real_nginx_logs_share_paths_without_their_token(upstream: int) -> Non
             "/ws/share/",
             "/",
         ]
-        _wait_until_serving(port, process, work / "nginx.out")
+        server.wait_for_port(port, timeout=10)
         for path in paths:
             request = urllib.request.Request(
                 f"http://127.0.0.1:{port}{path}",
@@ -139,19 +133,5 @@ def test_a_real_nginx_logs_share_paths_without_their_token(upstream: int) -> Non
         assert "GET /ws/share/[redacted]/ " in log
         assert "GET / " in log
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.stop()
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _wait_until_serving(port: int, process: subprocess.Popen[bytes], output: Path) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"nginx exited: {output.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("nginx did not answer within 10 s")

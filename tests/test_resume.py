@@ -12,7 +12,7 @@ from agents.live.registry import RUNNERS
 from agents.live.subscription import Subscription
 from agents.models import Item, Session, Step
 from agents.run.transcript import user_message
-from bench.page import Page
+from devtools.page import Page
 from playground import render
 from playground.consumers import SessionConsumer
 from playground.outbox import LIMIT_BYTES
@@ -72,7 +72,7 @@ async def test_a_run_outlives_its_tabs_and_a_tab_back_within_the_grace_continues
     assert len(items[1].text.split()) > 700  # the whole reply, not what was seen
 
     again = await Tab(str(session.pk), browser).open()
-    await again.receive()  # the snapshot
+    await again.recv()  # the snapshot
     snapshot = page_of(again)
     assert snapshot.texts() == [" ".join(i.text.split()) for i in items]
     assert snapshot.busy is False
@@ -102,7 +102,7 @@ async def test_a_slow_tab_is_flow_controlled_and_ends_with_the_whole_text(
     while True:
         unread.append(queue.qsize())
         backlog += backlogs(str(session.pk))
-        frame = await slow.receive()
+        frame = await slow.recv()
         started = started or 'data-busy="true"' in frame
         if started and 'data-busy="false"' in frame:
             break
@@ -140,7 +140,7 @@ async def test_a_tab_too_far_behind_is_resynced_not_dropped(
     try:
         started = False
         while True:
-            frame = await tab.receive(30)
+            frame = await tab.recv(30)
             started = started or 'data-busy="true"' in frame
             if started and 'data-busy="false"' in frame:
                 break

@@ -19,12 +19,13 @@ from django.utils import timezone
 
 from agents.live.store import context_store, redis_client
 from agents.models import Item, Session, ShareLink, Step, Tool
+from devtools.tabs import HOST, ORIGIN, InProcess
 from playground import share
 from playground.asgi import application
 from playground.viewer import client_address
 from tests.services import REDIS_URL, require_redis
 from tests.simserver import SimServer
-from tests.tabs import HOST, ORIGIN, Tab, new_browser, new_session
+from tests.tabs import Tab, new_browser, new_session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
 
@@ -57,11 +58,11 @@ class Viewer(Tab):
 
     view = True  # the page's first socket counts a view; its reconnects do not
 
-    async def open(self) -> Viewer:
+    async def open(self, wait: float = 20) -> Viewer:
         """Open the link, and wait until the page shows the session: the snapshot, then the
         heading (perhaps in one frame)."""
         await self.connect()
-        await self.until(r'id="shared"')
+        await self.until(r'id="shared"', wait)
         return self
 
     @property
@@ -75,9 +76,7 @@ class Viewer(Tab):
 
     async def connect_bare(self) -> None:
         headers = [HOST, (b"origin", ORIGIN.encode())]
-        self.communicator = WebsocketCommunicator(application, SOCKET_PATH, headers=headers)
-        connected, _ = await self.communicator.connect(timeout=10)
-        assert connected, "the socket was not accepted"
+        self.connection = await InProcess.connect(SOCKET_PATH, headers, wait=10)
 
 
 def owner(browser: str) -> AsyncClient:
@@ -463,7 +462,7 @@ async def test_a_viewer_flooding_its_socket_logs_no_warning_and_gets_few_notices
         await viewer.until(r'data-code="read_only"')
         assert viewer.communicator is not None
         while not await viewer.communicator.receive_nothing(0.5):  # until it has read them all
-            await viewer.receive()
+            await viewer.recv()
         # At most one notice per SHARE_READ_ONLY_NOTICE_SECONDS (1 s): a flood costs little.
         assert 1 <= viewer.seen.count('data-code="read_only"') <= 3
         # The socket is still open: an ack is taken silently.
