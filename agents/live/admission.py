@@ -133,7 +133,7 @@ class RunRate:
             self._started.popleft()
         if len(self._started) < settings.QUOTA_RUNS_PER_MINUTE:
             return 0.0
-        return 60 - (now - self._started[0])
+        return 60 - (now - self._started[0]) if self._started else 60.0
 
     def started(self) -> None:
         self._started.append(time.monotonic())

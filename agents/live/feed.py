@@ -280,8 +280,10 @@ async def read_log(session_id: str) -> Snapshot:
     for _, fields in entries:
         values = dict(zip(fields[::2], fields[1::2], strict=True))
         for seq, data in json.loads(values["events"]):
-            if seq > head.seq:
-                _append(log, seq, decode(data))
+            event = decode(data)
+            # As in the owner's own log: a notice is of the moment; a resync skips it.
+            if seq > head.seq and not isinstance(event, Notice):
+                _append(log, seq, event)
     return Snapshot(head, [(entry.seq, entry.merged()) for entry in log])
 
 
