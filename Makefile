@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint types pytest simulator migrate clean bench staff
+.PHONY: run test test-fast lint types pytest pytest-sqlite pytest-postgres simulator migrate clean \
+	bench staff
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 13) else "Python 3.13+ is needed (see .python-version); set PYTHON=/path/to/python3.13")'
@@ -41,12 +42,35 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 types: $(VENV)/.dev
-	$(BIN)/python -m mypy .  # -m puts the checkout first on sys.path: its `agents`, not the SDK's
+	$(BIN)/mypy .
 
-pytest: $(VENV)/.dev
-	$(BIN)/pytest
+# The suite in parallel (pytest-xdist, one worker a core; `--dist worksteal`: a worker that runs
+# dry takes half of another's queue, so a module's tests mostly stay on one worker, with its
+# module-scoped servers, and tests/markers.py runs the slowest first). Two passes: the whole suite
+# on SQLite, then the database tests again on PostgreSQL (skipped without it, failed under CI=true).
+# PYTEST_ARGS adds options to both, e.g. PYTEST_ARGS="--durations=25"; PYTEST_WORKERS=0 runs
+# serially (to debug); POSTGRES_TESTS is the second pass's -m expression.
+PYTEST_WORKERS ?= auto
+PYTEST_ARGS ?=
+POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+POSTGRES_TESTS ?= database and not e2e
+XDIST = -n $(PYTEST_WORKERS) --dist worksteal
 
+pytest: pytest-sqlite pytest-postgres
+
+pytest-sqlite: $(VENV)/.dev
+	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
+
+pytest-postgres: $(VENV)/.dev
+	DATABASE_URL=$(POSTGRES_URL) $(BIN)/pytest $(XDIST) -m "$(POSTGRES_TESTS)" $(PYTEST_ARGS)
+
+# What CI runs (.ci/run): lint, types and both pytest passes.
 test: lint types pytest
+
+# The inner loop, for between edits: the in-process (unit) tests only, in parallel, without lint
+# or types; under a minute. `make test` before a commit.
+test-fast: $(VENV)/.dev
+	$(BIN)/pytest $(XDIST) -m "unit and not slow" -q $(PYTEST_ARGS)
 
 # The benchmark suite (docs/benchmarks.md): a few minutes; SCENARIOS="token-latency ..." picks some.
 # It writes its results page, docs/benchmark-results.md, and the raw figures to bench.json.

@@ -1,4 +1,5 @@
-"""One site served by several daphne processes, started the way docs/deployment.md says: a PostgreSQL database migrated once, Redis, the same environment for every process.
+"""One site served by several daphne processes, started the way docs/deployment.md says: a
+PostgreSQL database migrated once, Redis, the same environment for every process.
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ from simulator import Simulator, SimulatorConfig
 from tests.services import CHROMIUM, require_chromium
 from tests.simserver import SimServer
 
+# Marks each test unit, integration or e2e (make test-fast runs the unit ones); guards the
+# PostgreSQL pass.
+pytest_plugins = ["tests.markers"]
+
 
 @pytest.fixture(autouse=True)
 def _close_async_orm_connections() -> Iterator[None]:

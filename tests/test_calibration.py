@@ -1,8 +1,9 @@
 """The realistic profile's calibration: a 20-tool-call run is ~40 % faster over WebSocket deltas.
 
-The reference run (docs/simulator.md, "Calibration"): a research task of 20 sequential tool calls, each tool
-output about 120 tokens, then a final answer. Arm A sends it over HTTP with ``store=false`` and
-the full context every step; arm B over one WebSocket with ``previous_response_id`` and deltas.
+The reference run (docs/simulator.md, "Calibration"): a research task of 20 sequential tool
+calls, each tool output about 120 tokens, then a final answer. Arm A sends it over HTTP with
+``store=false`` and the full context every step; arm B over one WebSocket with
+``previous_response_id`` and deltas.
 Time is the model time the cost model charged (``charged_ms``), so the check runs at
 ``--time-scale 0`` without sleeping and without depending on the machine's speed.
 """

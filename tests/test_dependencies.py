@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
 # The checkout's own top-level packages (the app is run from its checkout, not installed).
-LOCAL = {"agents", "playground", "tests", "manage"}
+LOCAL = {"agents", "playground", "simulator", "bench", "devtools", "tests", "manage"}
 
 
 def normalise(name: str) -> str:
@@ -73,8 +73,13 @@ def undeclared(paths: list[Path], group: str) -> list[str]:
 
 @pytest.mark.parametrize(
     ("roots", "group"),
-    [(("playground", "agents", "manage.py"), "run"), (("tests",), "dev")],
-    ids=["app", "tests"],
+    [
+        (("playground", "agents", "simulator", "manage.py"), "run"),
+        # `make bench` runs with the app's dependencies only (the Makefile's .run).
+        (("bench", "devtools"), "run"),
+        (("tests",), "dev"),
+    ],
+    ids=["app", "bench", "tests"],
 )
 def test_every_import_is_declared_in_pyproject(roots: tuple[str, ...], group: str) -> None:
     problems = undeclared(python_files(*roots), group)
