@@ -173,8 +173,8 @@ def results_page(table: str) -> str:
     machine = f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}"
     return (
         "# Benchmark results\n\n"
-        f"Written by `make bench` on {when} ({machine}). What each scenario measures, its\n"
-        "baseline and its target: [Benchmarks](benchmarks.md); earlier runs and their notes:\n"
+        f"Written by `make bench` on {when}\n({machine}). What each scenario measures, its "
+        "baseline and its target:\n[Benchmarks](benchmarks.md); earlier runs and their notes: "
         "[Benchmark history](benchmark-history.md).\n\n"
         f"{table}\n"
     )
