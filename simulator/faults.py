@@ -12,6 +12,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from simulator.errors import Shape
 
@@ -68,11 +69,28 @@ class FaultPlan:
             merged.retry_after_s = other.retry_after_s
         return merged
 
+    def error_at(self, index: int, rng: random.Random) -> str | None:
+        """The error code request ``index`` is to meet, if any (by index, else by chance)."""
+        if index in self.error_frames:
+            return self.error_frames[index][0]
+        return self.random_error(rng)
+
     def random_error(self, rng: random.Random) -> str | None:
         if self.error_rate is None:
             return None
         rate, code = self.error_rate
         return code if rng.random() < rate else None
+
+
+def junk_frames(plan: FaultPlan, index: int) -> list[dict[str, Any]]:
+    """What a connection sends before request ``index``'s first event: a frame that is not
+    JSON, a binary frame (ASGI messages)."""
+    frames: list[dict[str, Any]] = []
+    if index in plan.garbage_frames:
+        frames.append({"type": "websocket.send", "text": "}{ not json"})
+    if index in plan.binary_frames:
+        frames.append({"type": "websocket.send", "bytes": b"\x00\xffbinary"})
+    return frames
 
 
 def parse(spec: str) -> FaultPlan:

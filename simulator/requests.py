@@ -183,3 +183,17 @@ def _max_output_tokens(fields: dict[str, Any]) -> int | None:
             "max_output_tokens", "Invalid 'max_output_tokens': expected an integer >= 16."
         )
     return value
+
+
+def claim_lane(named: set[str], lane: str | None, limit: int) -> None:
+    """Count a named lane (``stream_id``) of a connection, refusing more than ``limit``."""
+    if lane is None or lane in named:
+        return
+    if len(named) >= limit:
+        raise RequestError(
+            400,
+            "websocket_stream_limit_reached",
+            f"This connection already has {limit} named streams; open another connection for more.",
+            "stream_id",
+        )
+    named.add(lane)

@@ -49,3 +49,43 @@ class ResponseStore:
 
     def __len__(self) -> int:
         return len(self._records)
+
+
+class ConnectionCache:
+    """A WebSocket connection's cache: the latest response of each lane (``stream_id``).
+
+    A continuation finds its parent here (a hit), else in the simulator's store when it asks
+    for ``store=true`` (hydrated), else it is refused: ``previous_response_not_found``.
+    """
+
+    def __init__(self) -> None:
+        self.latest: dict[str | None, ResponseRecord] = {}
+
+    def clear(self) -> None:
+        self.latest.clear()
+
+    def keep(self, record: ResponseRecord) -> None:
+        self.latest[record.lane] = record
+
+    def holds(self, response_id: str) -> bool:
+        return any(record.id == response_id for record in self.latest.values())
+
+    def parent(
+        self, wanted: str | None, store: ResponseStore | None
+    ) -> tuple[ResponseRecord | None, str]:
+        """The parent response and how it was found: none, hit or hydrated."""
+        if wanted is None:
+            return None, "none"
+        for cached in self.latest.values():
+            if cached.id == wanted:
+                return cached, "hit"
+        stored = store.get(wanted) if store is not None else None
+        if stored is not None:
+            return stored, "hydrated"
+        raise LookupError(wanted)
+
+    def evict_after_failure(self, lane: str | None, parent_id: str | None) -> None:
+        """A failed same-lane continuation evicts its parent; a failed cross-lane fork does not."""
+        cached = self.latest.get(lane)
+        if cached is not None and cached.id == parent_id:
+            del self.latest[lane]

@@ -13,12 +13,12 @@ from typing import Any
 from simulator.asgi import Receive, Send
 from simulator.engine import TERMINAL, Event, Resolved, Turn, mode_of
 from simulator.errors import RequestError, Shape, injected
-from simulator.faults import EventFault, FaultPlan
+from simulator.faults import EventFault, FaultPlan, junk_frames
 from simulator.frames import FrameRefused, read_frame, steer_failed
 from simulator.host import Host
 from simulator.introspection import ConnectionLog, OracleEntry, RequestRecord
-from simulator.requests import CreateRequest, parse_create, valid_stream_id
-from simulator.store import ResponseRecord
+from simulator.requests import CreateRequest, claim_lane, parse_create, valid_stream_id
+from simulator.store import ConnectionCache, ResponseRecord
 
 YIELD_EVERY = 32  # sends between voluntary yields, so one fast stream cannot starve the loop
 
@@ -38,7 +38,7 @@ class SocketSession:
     def __init__(self, sim: Host, log: ConnectionLog, plan: FaultPlan, send: Send) -> None:
         self.sim, self.log, self.plan, self._send = sim, log, plan, send
         self.config = sim.config
-        self.cache: dict[str | None, ResponseRecord] = {}
+        self.cache = ConnectionCache()
         self.named_lanes: set[str] = set()
         self.queues: dict[str | None, asyncio.Queue[Queued]] = {}
         self.workers: dict[str | None, asyncio.Task[None]] = {}
@@ -126,7 +126,7 @@ class SocketSession:
         fields = {k: v for k, v in frame.items() if k != "type"}
         try:
             request = parse_create(fields, "websocket", self.config, size)
-            self._claim_lane(request.stream_id)
+            claim_lane(self.named_lanes, request.stream_id, self.config.max_named_lanes)
         except RequestError as exc:
             await self.error(
                 exc, valid_stream_id(frame) if exc.code != "invalid_stream_id" else None
@@ -144,19 +144,6 @@ class SocketSession:
         )
         self.log.requests.append(record)
         self._queue(request.stream_id).put_nowait(Queued(request, record, index))
-
-    def _claim_lane(self, lane: str | None) -> None:
-        if lane is None or lane in self.named_lanes:
-            return
-        if len(self.named_lanes) >= self.config.max_named_lanes:
-            raise RequestError(
-                400,
-                "websocket_stream_limit_reached",
-                f"This connection already has {self.config.max_named_lanes} named streams; "
-                "open another connection for more.",
-                "stream_id",
-            )
-        self.named_lanes.add(lane)
 
     def _queue(self, lane: str | None) -> asyncio.Queue[Queued]:
         if lane not in self.queues:
@@ -182,9 +169,7 @@ class SocketSession:
     async def on_steer(self, frame: dict[str, Any]) -> None:
         target = frame.get("previous_response_id")
         turn = self.active.get(target) if isinstance(target, str) else None
-        known = isinstance(target, str) and (
-            any(r.id == target for r in self.cache.values()) or self.sim.store.get(target)
-        )
+        known = isinstance(target, str) and (self.cache.holds(target) or self.sim.store.get(target))
         event = steer_failed(frame, running=turn is not None, known=bool(known))
         if turn is not None and turn.lane is not None:
             event["stream_id"] = turn.lane
@@ -204,7 +189,7 @@ class SocketSession:
             record.cache = "miss" if request.previous_response_id else "none"  # if lookup raises
             parent, cache = self._lookup(request)
             record.cache = cache
-            code = self._injected_error(index)
+            code = self.plan.error_at(index, self.rng)
             if code is not None:
                 shape: Shape = self.plan.error_frames.get(index, (code, "nested"))[1]
                 raise _Injected(injected(code), shape)
@@ -228,27 +213,14 @@ class SocketSession:
         await self._stream(turn, record, index)
 
     def _lookup(self, request: CreateRequest) -> tuple[ResponseRecord | None, Any]:
-        wanted = request.previous_response_id
-        if wanted is None:
-            return None, "none"
-        for cached in self.cache.values():
-            if cached.id == wanted:
-                return cached, "hit"
-        stored = self.sim.store.get(wanted) if request.store else None
-        if stored is not None:
-            return stored, "hydrated"
-        raise RequestError.not_found(wanted)
-
-    def _injected_error(self, index: int) -> str | None:
-        if index in self.plan.error_frames:
-            return self.plan.error_frames[index][0]
-        return self.plan.random_error(self.rng)
+        store = self.sim.store if request.store else None
+        try:
+            return self.cache.parent(request.previous_response_id, store)
+        except LookupError:
+            raise RequestError.not_found(str(request.previous_response_id)) from None
 
     def _evict_after_failure(self, request: CreateRequest) -> None:
-        """A failed same-lane continuation evicts its parent; a failed cross-lane fork does not."""
-        cached = self.cache.get(request.stream_id)
-        if cached is not None and cached.id == request.previous_response_id:
-            del self.cache[request.stream_id]
+        self.cache.evict_after_failure(request.stream_id, request.previous_response_id)
 
     async def _stream(self, turn: Turn, record: RequestRecord, index: int) -> None:
         record.response_id = turn.id
@@ -267,7 +239,8 @@ class SocketSession:
                         event["x_sim_padding"] = "x" * self.plan.oversize_frames[index]
                 if sent == 0:
                     record.first_event_ms = self.log.now_ms()
-                    await self._junk_frames(index)
+                    for junk in junk_frames(self.plan, index):
+                        await self._send(junk)
                 if record.first_token_ms is None and "delta" in event:
                     record.first_token_ms = self.log.now_ms()
                 at = time.monotonic()
@@ -291,7 +264,7 @@ class SocketSession:
         if turn.record is None:
             self._evict_after_failure(turn.request)
             return
-        self.cache[turn.lane] = turn.record
+        self.cache.keep(turn.record)
         if turn.request.store:
             self.sim.store.put(turn.record)
         entry = OracleEntry(
@@ -303,12 +276,6 @@ class SocketSession:
             record.cache,
         )
         self.sim.introspection.record(entry)
-
-    async def _junk_frames(self, index: int) -> None:
-        if index in self.plan.garbage_frames:
-            await self._send({"type": "websocket.send", "text": "}{ not json"})
-        if index in self.plan.binary_frames:
-            await self._send({"type": "websocket.send", "bytes": b"\x00\xffbinary"})
 
     async def _event_faults(self, index: int, sent: int) -> None:
         plan = self.plan

@@ -22,7 +22,7 @@ from agents.models import Item, Session, ShareLink, Step, Tool
 from devtools.tabs import HOST, ORIGIN, InProcess
 from playground import share
 from playground.asgi import application
-from playground.viewer import client_address
+from playground.viewing import client_address
 from tests.services import REDIS_URL, require_redis
 from tests.simserver import SimServer
 from tests.tabs import Tab, new_browser, new_session
