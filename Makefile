@@ -42,7 +42,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 types: $(VENV)/.dev
-	$(BIN)/mypy .
+	$(BIN)/python -m mypy .  # -m puts the checkout first on sys.path: its `agents`, not the SDK's
 
 # The suite in parallel (pytest-xdist, one worker a core; `--dist worksteal`: a worker that runs
 # dry takes half of another's queue, so a module's tests mostly stay on one worker, with its
