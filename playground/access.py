@@ -29,3 +29,17 @@ def visible_sessions(user: Any, session_key: str | None) -> QuerySet[Session]:
     if not session_key:
         return Session.objects.none()
     return Session.objects.filter(owner=None, browser_key=browser_key_hash(session_key))
+
+
+def anonymously_owned(session_id: str, session_key: str | None) -> bool:
+    """Whether the anonymous browser whose session key is ``session_key`` owns the session: one
+    query, without loading the Django session or its user (a storm of connects pays for each).
+
+    True only where :func:`visible_sessions` for that key's user says so too: a key that created
+    anonymous sessions never carries a login, since Django's ``login()`` gives the browser a new
+    key (``cycle_key`` or ``flush``) and never accepts a key it did not issue. False says
+    nothing: ask :func:`visible_sessions` with the user."""
+    if not session_key:
+        return False
+    owner = browser_key_hash(session_key)
+    return Session.objects.filter(pk=session_id, owner=None, browser_key=owner).exists()

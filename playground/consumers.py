@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 
 from agents.live import admission, wire
 from playground import quotas, render
-from playground.access import visible_sessions
+from playground.access import anonymously_owned, visible_sessions
 from playground.feed_socket import FeedConsumer
 from playground.protocol import CLOSE_FORBIDDEN, FrameError, parse_frame
 from playground.socket_auth import resolve_user
@@ -18,10 +18,13 @@ from playground.socket_auth import resolve_user
 
 def may_see(scope: Any, session_id: str) -> bool:
     """Whether the socket's user or browser may see the session: one trip to the database
-    thread for the user and the session both (a storm of connects queues on that thread)."""
+    thread for the user and the session both (a storm of connects queues on that thread), and
+    for the usual socket, an anonymous owner's, one query."""
     browser = scope.get("session")
-    visible = visible_sessions(resolve_user(scope), browser.session_key if browser else None)
-    return visible.filter(pk=session_id).exists()
+    key = browser.session_key if browser else None
+    if anonymously_owned(session_id, key):
+        return True
+    return visible_sessions(resolve_user(scope), key).filter(pk=session_id).exists()
 
 
 class SessionConsumer(FeedConsumer):

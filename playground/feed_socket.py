@@ -12,6 +12,8 @@ import logging
 from contextlib import suppress
 from typing import Any
 
+from channels.consumer import get_handler_name
+from channels.db import aclose_old_connections
 from channels.generic.websocket import AsyncWebsocketConsumer
 from redis.exceptions import RedisError
 
@@ -63,6 +65,19 @@ class FeedConsumer(AsyncWebsocketConsumer):
             # Also when the consumer died without a disconnect (its channel layer failed):
             # a dead socket must not stay attached to a runner.
             await self._leave()
+
+    async def dispatch(self, message: Any) -> None:
+        """Channels' own, but with its trip to the database thread (which closes that thread's
+        connection, stale or not: ``CONN_MAX_AGE`` is 0) only before a frame from the browser,
+        which may start database work (a command, a viewer's open). A connect's queries, and
+        channel-layer messages, keep the thread's connection: under a storm of connects, opening
+        and closing an SQLite connection for each socket cost more than its queries."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        if message["type"] == "websocket.receive":
+            await aclose_old_connections()
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         await self._leave()

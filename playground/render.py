@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import cache
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -164,6 +165,7 @@ def notice(message: str, level: str = "info", code: str = "") -> str:
     return partial("notice", message=message, level=level, code=code)
 
 
+@cache  # its only context is its arguments: four renderings, one each per process
 def status(busy: bool, read_only: bool = False) -> str:
     return partial("status", busy=busy, read_only=read_only, oob=True)
 
