@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
 
 from agents.models import Item, Session, ShareLink, Step, Tool
@@ -35,6 +36,10 @@ SEED = int(os.environ.get("FUZZ_SEED", "20261130"))
 OWNER_FRAMES = 5_000
 VIEWER_FRAMES = 2_000
 REQUESTS = 3_000
+# The PostgreSQL pass (make pytest-postgres) repeats these against PostgreSQL's own refusals
+# (it stores no lone surrogate, say); the SQLite pass holds the 10,000 cases, so a third of the
+# form posts suffices here and the pass stays short.
+POSTGRES_SHARE = 3
 SETTINGS = {
     "title": "Mine",
     "model": "sim",
@@ -169,7 +174,8 @@ def test_random_form_posts_and_imports_never_fail_and_touch_only_the_callers_ses
         ("/sessions/new/", {}),
     ]
     statuses: Counter[int] = Counter()
-    for case in range(REQUESTS):
+    requests = REQUESTS // POSTGRES_SHARE if connection.vendor == "postgresql" else REQUESTS
+    for case in range(requests):
         roll = hostile.random.random()
         if roll < 0.3:
             upload = SimpleUploadedFile("session.json", hostile.import_file())
