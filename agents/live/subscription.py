@@ -141,10 +141,13 @@ class Subscription:
             self._follow(message)
 
     def _follow(self, message: wire.FeedBatch) -> None:
-        if self.epoch is None or self.closed or self.runner is not None:
-            return  # not following a feed (yet): the next sync decides
-        if message["epoch"] != self.epoch or int(message["after"]) > self.seq:
-            self.resync("missed a batch")  # a new owner, or a batch lost on the way
+        if self.closed or self.runner is not None:
+            return  # the runner here delivers its events itself
+        if self.epoch is None or message["epoch"] != self.epoch or int(message["after"]) > self.seq:
+            # The owner had written no log yet when this socket synced (its lease came first,
+            # as after a Redis restart), a new owner, or a batch lost on the way. Dropping the
+            # batch instead left the socket deaf: nothing else would sync it again.
+            self.resync("missed a batch")
             return
         for seq, event in batch_events(message):
             if seq > self.seq:

@@ -92,6 +92,9 @@ class Elsewhere:
 
     async def start(self) -> None:
         assert await RedisLeases().acquire(self.session_id, self.holder)
+        await self.write_log()
+
+    async def write_log(self) -> None:
         feed = Feed(self.session_id, Head(EPOCH, 0, 10, True, 0), self.holder)
         await feed.start(lambda: None)
         feed.publish(ItemStarted("m", "message", "assistant"))  # 11
@@ -161,6 +164,31 @@ async def test_a_batch_from_another_epoch_or_after_a_gap_means_a_fresh_snapshot(
     assert TextDelta("m", "!") not in view.log  # never applied out of order
     assert view.log[4:] == ["hold", "join", "render", "show 5@13"]
     assert sub.seq == 13
+
+
+async def test_a_batch_after_a_sync_that_found_no_log_brings_a_fresh_snapshot(
+    redis_on: Callable[[], str],
+) -> None:
+    """The owner held the lease but had not written its log yet when this socket synced (as
+    after a Redis restart, issue 12): its batches must bring a snapshot, not be dropped for
+    good, which left the tab deaf to every later run."""
+    owner = Elsewhere(redis_on(), "unit-mailbox")
+    assert await RedisLeases().acquire(owner.session_id, owner.holder)
+    view = View()
+    sub = Subscription(owner.session_id, view)
+    try:
+        await sub.sync()
+        assert (sub.runner, sub.epoch) == (None, None)
+        assert view.log == ["hold", "join", "render", "show None@0"]
+
+        await owner.write_log()
+        sub.batch(batch(13, (14, TextDelta("m", "!"))))
+        await eventually(lambda: view.log[-1] == "show 5@13", within=2)
+        assert (sub.epoch, sub.seq) == (EPOCH, 13)
+        sub.batch(batch(13, (14, TextDelta("m", "!"))))
+        assert view.shown == [TextDelta("m", "!")]
+    finally:
+        sub.close()
 
 
 async def test_batches_that_come_during_a_sync_are_applied_after_its_snapshot(
