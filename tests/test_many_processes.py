@@ -5,30 +5,69 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterator
-from contextlib import suppress
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager, suppress
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from agents.models import Item
 from devtools.page import Page
 from simulator import context_hash
-from tests.cluster import Cluster, items, steps
+from tests.cluster import Cluster, items, migrated_template, steps
 from tests.liveserver import Browser, session_id
 from tests.livetab import LiveTab
 from tests.services import REDIS_URL, PrivateRedis
 from tests.simserver import SimServer
 
-StartSim = Callable[..., SimServer]
+# Each takes some 0.2 s (most of it reading the stream up to a random moment).
+RECONNECTS = 30
+
+# The module's processes are shared where a test leaves them as it found them: every test works
+# on sessions of its own, and each process start costs a second or two of importing Django.
+
+
+@pytest.fixture(scope="module")
+def template() -> Iterator[str]:
+    """The schema, migrated once: each cluster's database is a copy of it."""
+    with migrated_template() as name:
+        yield name
+
+
+@contextmanager
+def upstream(tokens_per_s: int) -> Iterator[SimServer]:
+    server = SimServer(["--cost", f"tokens_per_s={tokens_per_s}"])
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def slow_upstream() -> Iterator[SimServer]:
+    """400 tokens/s: a 3000-token reply lasts over 7 s, long enough to cut it mid-stream."""
+    with upstream(400) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def site(template: str) -> Iterator[Cluster]:
+    """Two processes on the default lease, for the tests that kill neither a process nor Redis."""
+    with upstream(1500) as server:
+        cluster = Cluster(server, template=template)
+        try:
+            yield cluster.start()
+        finally:
+            cluster.stop()
 
 
 @pytest.fixture
-def cluster_of(start_sim: StartSim) -> Iterator[Callable[..., Cluster]]:
+def cluster_of(template: str, slow_upstream: SimServer) -> Iterator[Callable[..., Cluster]]:
+    """Clusters of a test's own, on the slow upstream, for tests that kill something."""
     clusters: list[Cluster] = []
 
-    def start(tokens_per_s: int = 0, redis_url: str = REDIS_URL, **env: str) -> Cluster:
-        upstream = start_sim("--cost", f"tokens_per_s={tokens_per_s}")
-        cluster = Cluster(upstream, env=env, redis_url=redis_url)
+    def start(redis_url: str = REDIS_URL, **env: str) -> Cluster:
+        cluster = Cluster(slow_upstream, env=env, redis_url=redis_url, template=template)
         clusters.append(cluster)
         return cluster.start()
 
@@ -50,14 +89,35 @@ def plain_texts(rows: list[dict[str, object]]) -> list[str]:
     return [" ".join(text.split()) for text in texts(rows)]
 
 
-def websocket_connections(server: SimServer) -> list[dict[str, object]]:
-    return [c for c in server.connections() if c["transport"] == "websocket"]
+def websocket_connections(
+    server: SimServer, before: Collection[object] = ()
+) -> list[dict[str, object]]:
+    """The upstream's WebSocket connections, in the order they opened, but those ``before``
+    (ids): the upstream is the module's, and a test counts the ones it opened."""
+    return [
+        c for c in server.connections() if c["transport"] == "websocket" and c["id"] not in before
+    ]
 
 
-async def test_two_tabs_on_two_processes_follow_one_run_token_for_token(
-    cluster_of: Callable[..., Cluster],
-) -> None:
-    cluster = cluster_of(tokens_per_s=2000)
+def ids(connections: list[dict[str, object]]) -> set[object]:
+    return {c["id"] for c in connections}
+
+
+async def close(*tabs: LiveTab) -> None:
+    """Close the tabs, each after reading what it has left. A tab that stopped reading has over
+    16 frames queued, and websockets' flow control has paused its socket's reading: it would
+    not see the server's close frame (or a killed server's end of stream) and close() would
+    wait out its 10 s close_timeout."""
+    for tab in tabs:
+        with suppress(TimeoutError, ConnectionClosed):
+            while True:
+                await tab.recv(0.1)
+        await tab.close()
+
+
+async def test_two_tabs_on_two_processes_follow_one_run_token_for_token(site: Cluster) -> None:
+    cluster = site
+    before = ids(websocket_connections(cluster.upstream))
     one, two = cluster.servers
     sid, cookie = new_session(one.base_url)
     owner = await LiveTab(one.base_url, sid, cookie).open()
@@ -84,9 +144,8 @@ async def test_two_tabs_on_two_processes_follow_one_run_token_for_token(
         assert all(reply.startswith(text) for text in streamed[name]), name
     assert owner.page.texts() == follower.page.texts() == plain_texts(rows)
     # One upstream socket for the session, however many processes show it.
-    assert len(websocket_connections(cluster.upstream)) == 1
-    await owner.close()
-    await follower.close()
+    assert len(websocket_connections(cluster.upstream, before)) == 1
+    await close(owner, follower)
 
 
 def check_page(page: Page, rows: list[dict[str, object]]) -> None:
@@ -106,15 +165,15 @@ def check_page(page: Page, rows: list[dict[str, object]]) -> None:
 
 
 async def test_a_tab_reconnecting_at_random_points_shows_exactly_the_transcript(
-    cluster_of: Callable[..., Cluster],
+    site: Cluster,
 ) -> None:
-    cluster = cluster_of(tokens_per_s=1500)
+    cluster = site
     sid, cookie = new_session(cluster.servers[0].base_url)
     rng = random.Random(6)
     seen: list[Page] = []
     tab = await LiveTab(cluster.servers[0].base_url, sid, cookie).open()
     await tab.send("/chat 4000 tide tables")
-    while len(seen) < 50:
+    while len(seen) < RECONNECTS:
         if tab.page.busy is False and seen:
             await tab.send(f"/chat 4000 reconnect {len(seen)}")
         await tab.until_page(lambda page: page.busy)
@@ -132,22 +191,24 @@ async def test_a_tab_reconnecting_at_random_points_shows_exactly_the_transcript(
                 break
             await tab.recv()
     await tab.until_page(lambda page: page.busy is False)
-    await tab.close()
+    await close(tab)
     rows = items(cluster, sid)
     assert all(row["status"] == "completed" for row in rows)
     for page in seen:
         check_page(page, rows)
-    assert sum(bool(page.live) for page in seen) >= 25, "most reconnects should land mid-stream"
+    landed = sum(bool(page.live) for page in seen)
+    assert landed >= RECONNECTS / 2, f"most reconnects should land mid-stream: {landed}"
     final = await LiveTab(cluster.servers[1].base_url, sid, cookie).open()
     assert final.page.texts() == plain_texts(rows)
-    await final.close()
+    await close(final)
 
 
 async def test_killing_the_owner_mid_run_hands_the_session_over_within_the_lease(
     cluster_of: Callable[..., Cluster],
 ) -> None:
     lease = 2.0
-    cluster = cluster_of(tokens_per_s=400, LEASE_SECONDS=str(lease))
+    cluster = cluster_of(LEASE_SECONDS=str(lease))
+    before = ids(websocket_connections(cluster.upstream))
     one, two = cluster.servers
     sid, cookie = new_session(one.base_url)
     owner = await LiveTab(one.base_url, sid, cookie).open()
@@ -174,13 +235,12 @@ async def test_killing_the_owner_mid_run_hands_the_session_over_within_the_lease
 
     await follower.send("/chat 20 and after the crash")
     await follower.until_idle()
-    await owner.close()
-    await follower.close()
+    await close(owner, follower)
     rows = items(cluster, sid)
     assert [row["status"] for row in rows] == ["completed", "interrupted", "completed", "completed"]
     # A new upstream socket, started with the whole context; the upstream's context for the
     # last reply is exactly the database's transcript before it.
-    connections = websocket_connections(cluster.upstream)
+    connections = websocket_connections(cluster.upstream, before)
     assert len(connections) == 2
     log = cluster.upstream.connection(str(connections[1]["id"]))["log"]
     assert log[0]["mode"] != "delta"
@@ -212,7 +272,7 @@ async def test_a_redis_restart_mid_run_interrupts_the_run_and_everything_recover
 ) -> None:
     redis = PrivateRedis().start()
     try:
-        cluster = cluster_of(tokens_per_s=400, redis_url=redis.url, LEASE_SECONDS="2")
+        cluster = cluster_of(redis_url=redis.url, LEASE_SECONDS="2")
         one, two = cluster.servers
         sid, cookie = new_session(one.base_url)
         tab = await LiveTab(one.base_url, sid, cookie).open()
@@ -247,7 +307,6 @@ async def test_a_redis_restart_mid_run_interrupts_the_run_and_everything_recover
         assert [row["status"] for row in rows][2:] == ["completed", "completed"]
         for each in tabs:  # the first tabs follow the new run too
             await each.until_page(lambda page: len(page.blocks) == 4)
-        for each in (*tabs, fresh):
-            await each.close()
+        await close(*tabs, fresh)
     finally:
         redis.stop()

@@ -13,8 +13,10 @@ from websockets.asyncio.client import connect
 from tests.liveserver import Browser, LiveServer, create_session, session_id
 from tests.services import REDIS_URL, require_redis
 
-# Longer than redis-py 8's default 5 s socket_timeout, which would close an idle consumer (1011).
-IDLE_SECONDS = 12
+# Longer than redis-py 8's default 5 s socket_timeout: without the settings' longer one, the
+# consumer's blocking pop times out and the socket closes some 5 s after it opened (4.9 s
+# measured with REDIS_OPTIONS left out); 8 s leaves a busy machine 3 s of slack.
+IDLE_SECONDS = 8
 
 
 @pytest.fixture(scope="module")
