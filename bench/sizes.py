@@ -34,10 +34,17 @@ SMOKE = Sizes(
     realistic_runs=1,
     realistic_time_scale=0.05,
     latency_tokens=20,
+    # The token-latency scenarios then ask for the simulator the resume scenario runs on (same
+    # arguments): the smoke run starts it once for both (bench.stack.shared_stacks).
+    latency_rate=FULL.resume_rate,
     burst_tokens=400,
     sessions=12,
     streaming=4,
     stream_tokens=12,
+    # Ten times the full rate: the same turns in a tenth of the time. Not resume_rate: concurrency
+    # counts every connection and delta of its simulator (Stack.wait_open, streamed_sends), so
+    # it must not share one with another scenario.
+    stream_rate=300.0,
     storm=20,
     resume_reconnects=8,
     resume_tokens=400,

@@ -6,7 +6,8 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ import httpx2
 import redis
 
 from bench.browser import Browser
-from bench.servers import API_KEY, PlaygroundProcess, SimProcess, start_all
+from bench.servers import API_KEY, PlaygroundProcess, Process, SimProcess, start_all
 
 
 @dataclass
@@ -100,6 +101,20 @@ def check_redis(url: str) -> None:
 
 @asynccontextmanager
 async def stack(name: str, sim_args: list[str], processes: int = 1) -> AsyncIterator[Stack]:
+    """A simulator with ``sim_args`` and a playground using it: :func:`own_stack`, or inside
+    :func:`shared_stacks` (the smoke run) the running one of an earlier scenario that asked for
+    the same."""
+    shared = _shared.get()
+    if shared is None:
+        async with own_stack(name, sim_args, processes) as bench:
+            yield bench
+    else:
+        async with shared.stack(name, sim_args, processes) as bench:
+            yield bench
+
+
+@asynccontextmanager
+async def own_stack(name: str, sim_args: list[str], processes: int = 1) -> AsyncIterator[Stack]:
     """Start a simulator with ``sim_args`` and a playground using it; stop both afterwards.
 
     With ``processes`` > 1, that many daphne processes serve one site, as docs/deployment.md
@@ -136,3 +151,83 @@ async def stack(name: str, sim_args: list[str], processes: int = 1) -> AsyncIter
 def stop_all(processes: list[PlaygroundProcess | SimProcess]) -> None:
     for process in processes:
         process.stop()
+
+
+StackKey = tuple[tuple[str, ...], int]  # the simulator's arguments, the number of playgrounds
+
+
+class SharedStacks:
+    """Stacks kept running from one scenario to the next that asks for the same simulator (by
+    :func:`common_args`) and number of processes: the smoke run's, see :func:`shared_stacks`."""
+
+    def __init__(self) -> None:
+        self.running: dict[StackKey, tuple[AbstractAsyncContextManager[Stack], Stack]] = {}
+
+    @asynccontextmanager
+    async def stack(self, name: str, sim_args: list[str], processes: int) -> AsyncIterator[Stack]:
+        args = common_args(sim_args)
+        key = (tuple(args), processes)
+        if key not in self.running:
+            started = own_stack(name, args, processes)
+            self.running[key] = (started, await started.__aenter__())
+        manager, bench = self.running[key]
+        try:
+            yield bench
+        except BaseException:
+            # A scenario that failed may have left runs or sockets behind: no other gets them.
+            del self.running[key]
+            await manager.__aexit__(None, None, None)
+            raise
+
+    async def stop(self) -> None:
+        """Kill every process, then let each stack clean up after them: nothing is measured any
+        more, and an orderly exit costs each daphne ~0.5 s of CPU."""
+        running = list(self.running.values())
+        self.running.clear()
+        processes = [p for _, bench in running for p in (*bench.playgrounds, bench.sim)]
+        await asyncio.to_thread(kill_all, processes)
+        for manager, _ in running:
+            await manager.__aexit__(None, None, None)
+
+
+def common_args(sim_args: list[str]) -> list[str]:
+    """``sim_args`` with send times recorded and without ``--time-scale 1`` (the default): the
+    same simulator for the scenarios that ask for it and for those that do not read send times."""
+    args: list[str] = []
+    rest = iter(sim_args)
+    for arg in rest:
+        if arg == "--time-scale":
+            scale = next(rest)
+            if float(scale) != 1.0:
+                args += [arg, scale]
+        elif arg != "--record-sends":
+            args.append(arg)
+    return [*args, "--record-sends"]
+
+
+def kill_all(processes: list[Process]) -> None:
+    for process in processes:
+        process.kill()
+
+
+_shared: ContextVar[SharedStacks | None] = ContextVar("shared_stacks", default=None)
+
+
+@asynccontextmanager
+async def shared_stacks(enabled: bool) -> AsyncIterator[None]:
+    """If ``enabled`` (the smoke run), scenarios in this block share stacks: one asking for the
+    simulator and process count of an earlier one gets that one's processes, still running.
+    Starting them was most of a smoke run's time (~2 s of CPU for each simulator and daphne);
+    its tiny sizes leave too little behind to matter to the next scenario, and every scenario's
+    code still runs. The full run never shares: each scenario measures processes that served
+    nothing else."""
+    if not enabled:
+        yield
+        return
+    shared = SharedStacks()
+    token = _shared.set(shared)
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+        await shared.stop()

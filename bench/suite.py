@@ -16,6 +16,7 @@ from bench.results import Row, not_run, summary
 from bench.resume import resume
 from bench.scale import concurrency, connect_storm, connect_storm_busy
 from bench.sizes import Sizes
+from bench.stack import shared_stacks
 from bench.streams import token_burst, token_latency, token_latency_two_processes
 
 log = logging.getLogger(__name__)
@@ -111,12 +112,15 @@ async def run_suite(
     started, load = time.monotonic(), os.getloadavg()[0]
     rows: list[Row] = []
     errors: dict[str, str] = {}
-    for name in names:
-        scenario = scenarios()[name]
-        progress(f"[{time.monotonic() - started:6.1f} s] {name}: {scenario.summary}")
-        found, error = await run_scenario(scenario, sizes)
-        rows += found
-        if error:
-            errors[name] = error
+    # The smoke run's scenarios share their processes where they ask for the same ones; not with
+    # BENCH_PROFILE, whose files are named after the scenario that started the playground.
+    async with shared_stacks(sizes.smoke and not os.environ.get("BENCH_PROFILE")):
+        for name in names:
+            scenario = scenarios()[name]
+            progress(f"[{time.monotonic() - started:6.1f} s] {name}: {scenario.summary}")
+            found, error = await run_scenario(scenario, sizes)
+            rows += found
+            if error:
+                errors[name] = error
     seconds = time.monotonic() - started
     return Report(rows, errors, seconds, sizes.smoke, (load, os.getloadavg()[0]))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,12 +17,62 @@ from tests.tabs import Tab, new_browser, new_session
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
 
 UseUpstream = Callable[[SimServer], SimServer]
+SharedSim = Callable[..., SimServer]
 SEARCH_SCHEMA = {
     "type": "object",
     "properties": {"query": {"type": "string"}},
     "required": ["query"],
     "additionalProperties": False,
 }
+
+
+@dataclass
+class SinceTestStart(SimServer):
+    """A shared simulator as one test sees it: only the connections opened since it began, as if
+    the simulator were its own (the tests count and read every connection they see)."""
+
+    before: frozenset[str] = frozenset()
+
+    def connections(self) -> list[dict[str, Any]]:
+        return [c for c in super().connections() if c["id"] not in self.before]
+
+
+@pytest.fixture(scope="module")
+def module_sims() -> Iterator[dict[tuple[str, ...], SimServer]]:
+    """One simulator per command line for the whole module: starting one costs ~2 s of CPU, and
+    each test meets only fresh connections (faults, caches and limits are per connection)."""
+    servers: dict[tuple[str, ...], SimServer] = {}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def shared_sim(
+    module_sims: dict[tuple[str, ...], SimServer], use_upstream: UseUpstream
+) -> Iterator[SharedSim]:
+    """The module's simulator with these arguments, as this test's upstream, no faults set.
+    Each accepts only the key ``use_upstream`` gives the runners (a test may give another)."""
+
+    def use(*args: str) -> SimServer:
+        server = module_sims.get(args)
+        if server is None:
+            command = ["--api-key", API_KEY, *args]
+            server = module_sims[args] = SimServer(command)  # stopped even if it fails
+            server.start()
+        clear_faults(server)  # a test that failed may have left its faults behind
+        before = frozenset(c["id"] for c in server.connections())
+        view = SinceTestStart(list(args), server.port, server.api_key, server.child, before)
+        return use_upstream(view)
+
+    yield use
+    for server in module_sims.values():
+        clear_faults(server)  # `always` faults would meet the next test's connections
+
+
+def clear_faults(server: SimServer) -> None:
+    status, body = server.request("DELETE", "/_sim/faults")
+    assert status == 200, body
 
 
 async def research_session(steps: int = 20, **fields: Any) -> tuple[Session, str]:
@@ -92,9 +143,9 @@ async def run(session: Session, browser: str, message: str, wait: float = 60) ->
 
 
 async def test_a_20_step_research_run_is_one_socket_of_deltas_matching_the_oracle(
-    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+    shared_sim: SharedSim,
 ) -> None:
-    server = use_upstream(start_sim("--seed", "5"))
+    server = shared_sim("--seed", "5")
     session, browser = await research_session()
     frames = await run(session, browser, "/research 20 tide tables of the Atlantic coast")
 
@@ -128,9 +179,9 @@ async def final_transcript(session: Session) -> str:
 
 @pytest.mark.parametrize(("store", "mode"), [(False, "create"), (True, "delta")])
 async def test_over_http_the_same_run_gives_the_same_transcript(
-    start_sim: Callable[..., SimServer], use_upstream: UseUpstream, store: bool, mode: str
+    shared_sim: SharedSim, store: bool, mode: str
 ) -> None:
-    server = use_upstream(start_sim("--seed", "5"))
+    server = shared_sim("--seed", "5")
     reference, browser = await research_session(6)
     await run(reference, browser, "/research 6 river deltas")
     over_http, browser = await research_session(6, transport="http", store=store)
@@ -155,9 +206,9 @@ def inject(server: SimServer, spec: str, when: str = "always") -> None:
 
 
 async def test_a_cache_miss_is_resent_once_in_full_without_the_user_noticing(
-    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+    shared_sim: SharedSim,
 ) -> None:
-    server = use_upstream(start_sim())
+    server = shared_sim()
     inject(server, "forget_cache_before=3")
     session, browser = await research_session(4)
     frames = await run(session, browser, "/research 4 salt marshes")
@@ -178,9 +229,9 @@ async def test_a_cache_miss_is_resent_once_in_full_without_the_user_noticing(
 
 
 async def test_the_connection_age_limit_reconnects_with_a_full_create(
-    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+    shared_sim: SharedSim,
 ) -> None:
-    server = use_upstream(start_sim())
+    server = shared_sim()
     inject(server, "connection_limit_at=3", when="next")
     session, browser = await research_session(4)
     frames = await run(session, browser, "/research 4 estuaries")
@@ -195,9 +246,9 @@ async def test_the_connection_age_limit_reconnects_with_a_full_create(
 
 
 async def test_an_old_socket_is_rotated_before_break_and_the_next_step_stays_a_delta(
-    start_sim: Callable[..., SimServer], use_upstream: UseUpstream, settings: Any
+    shared_sim: SharedSim, settings: Any
 ) -> None:
-    server = use_upstream(start_sim())
+    server = shared_sim()
     settings.ROTATE_AFTER_SECONDS = 0.0  # every step boundary finds the socket too old
     session, browser = await research_session(3)
     tab = await Tab(str(session.pk), browser).open()
@@ -216,10 +267,8 @@ async def test_an_old_socket_is_rotated_before_break_and_the_next_step_stays_a_d
     await assert_oracle_matches(server, session)
 
 
-async def test_a_transient_error_is_retried_with_backoff(
-    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
-) -> None:
-    server = use_upstream(start_sim())
+async def test_a_transient_error_is_retried_with_backoff(shared_sim: SharedSim) -> None:
+    server = shared_sim()
     inject(server, "error_frame=2:server_error", when="next")
     session, browser = await research_session(2)
     await run(session, browser, "/research 2 dunes")
@@ -231,10 +280,8 @@ async def test_a_transient_error_is_retried_with_backoff(
     await assert_oracle_matches(server, session)
 
 
-async def test_a_426_at_the_upgrade_falls_back_to_http_with_a_notice(
-    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
-) -> None:
-    server = use_upstream(start_sim())
+async def test_a_426_at_the_upgrade_falls_back_to_http_with_a_notice(shared_sim: SharedSim) -> None:
+    server = shared_sim()
     inject(server, "upgrade_status=426", when="next")
     session, browser = await research_session(2)
     tab = await Tab(str(session.pk), browser).open()
@@ -249,9 +296,9 @@ async def test_a_426_at_the_upgrade_falls_back_to_http_with_a_notice(
 
 
 async def test_after_the_retry_budget_the_session_falls_back_to_http(
-    start_sim: Callable[..., SimServer], use_upstream: UseUpstream, settings: Any
+    shared_sim: SharedSim, settings: Any
 ) -> None:
-    server = use_upstream(start_sim())
+    server = shared_sim()
     settings.UPSTREAM_RETRIES = 2
     inject(server, "close_after_recv=1")  # every socket dies as its first request arrives
     session, browser = await research_session(2)
@@ -265,10 +312,8 @@ async def test_after_the_retry_budget_the_session_falls_back_to_http(
     await assert_oracle_matches(server, session)
 
 
-async def test_a_drop_after_visible_output_is_never_replayed(
-    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
-) -> None:
-    server = use_upstream(start_sim())
+async def test_a_drop_after_visible_output_is_never_replayed(shared_sim: SharedSim) -> None:
+    server = shared_sim()
     inject(server, "drop_after_events=8@2", when="next")
     browser = await new_browser()
     session = await new_session(browser)
@@ -292,10 +337,8 @@ async def test_a_drop_after_visible_output_is_never_replayed(
     assert steps[0].status == "interrupted"
 
 
-async def test_the_step_limit_ends_a_run_with_a_note(
-    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
-) -> None:
-    use_upstream(start_sim())
+async def test_the_step_limit_ends_a_run_with_a_note(shared_sim: SharedSim) -> None:
+    shared_sim()
     session, browser = await research_session(5)
     session.max_steps = 3
     await session.asave()
@@ -350,12 +393,15 @@ async def test_stop_over_http_closes_the_request_and_keeps_the_partial(
     http = [c for c in server.connections() if c["transport"] == "http"]
     assert len(http) == 2
     await assert_oracle_matches(server, session)
+    # The simulator goes on generating the stopped reply for a request nobody reads, and its
+    # graceful shutdown would wait the ~5 s that takes: it has told all it had to tell.
+    server.child.kill()
 
 
 async def test_stop_during_a_backoff_ends_the_run_without_another_request(
-    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+    shared_sim: SharedSim,
 ) -> None:
-    server = use_upstream(start_sim())
+    server = shared_sim()
     # A rate limit: the server asks for 1.5 s before a retry.
     inject(server, "error_frame=2:rate_limit_exceeded", when="next")
     browser = await new_browser()
@@ -374,9 +420,9 @@ async def test_stop_during_a_backoff_ends_the_run_without_another_request(
 
 
 async def test_a_refused_key_fails_at_once_without_retries(
-    start_sim: Callable[..., SimServer], use_upstream: UseUpstream, settings: Any
+    shared_sim: SharedSim, settings: Any
 ) -> None:
-    server = use_upstream(start_sim("--api-key", API_KEY))
+    server = shared_sim()  # it accepts API_KEY only
     settings.OPENAI_API_KEY = "a-wrong-key"
     browser = await new_browser()
     session = await new_session(browser)

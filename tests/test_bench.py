@@ -15,6 +15,7 @@ import pytest
 from openai import OpenAI
 
 from bench.results import Row, Table, Target
+from bench.stack import common_args
 from bench.stats import Sent, delivery, percentile, sends_of
 from bench.suite import scenarios
 from tests.simserver import ROOT, SimServer
@@ -61,6 +62,16 @@ def test_the_smoke_run_measures_every_scenario_and_prints_the_table(tmp_path: Pa
         assert heading in done.stdout
     for row in rows:
         assert row["metric"] in done.stdout
+
+
+def test_the_smoke_run_shares_a_simulator_only_where_its_arguments_mean_the_same() -> None:
+    zero = common_args(["--profile", "zero"])
+    assert common_args(["--profile", "zero", "--time-scale", "1"]) == zero  # the default scale
+    assert common_args(["--profile", "zero", "--record-sends"]) == zero  # only adds to the logs
+    assert "--record-sends" in zero
+    assert common_args(["--profile", "zero", "--cost", "tokens_per_s=30"]) != zero
+    realistic = ["--profile", "realistic", "--time-scale", "0.05"]
+    assert common_args(realistic) == [*realistic, "--record-sends"]
 
 
 def test_the_simulator_logs_each_delta_with_its_send_time(

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +17,7 @@ from playwright.sync_api import Browser as Chromium
 from playwright.sync_api import expect
 from websockets.exceptions import ConnectionClosed
 
+from devtools.processes import child_env, manage, run
 from playground import protocol
 from tests.liveserver import Browser, LiveServer, create_session, session_id
 from tests.livetab import LiveTab
@@ -32,24 +36,55 @@ document.addEventListener("htmx:wsClose", (e) => {
 
 
 @pytest.fixture(scope="module")
-def live() -> Iterator[LiveServer]:
-    server = LiveServer().start()
-    server.manage(
-        "createsuperuser",
-        "--noinput",
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database as ``make run`` migrates it, made once: each server starts on a copy (the
+    migrate is a Django process of its own, ~3 s of CPU, and makes the same file every time)."""
+    database = tmp_path_factory.mktemp("migrated") / "db.sqlite3"
+    run(manage("migrate", "--no-input"), child_env(DATABASE_URL=f"sqlite:///{database}"))
+    return database
+
+
+def copy_of(migrated: Path, directory: Path) -> str:
+    """The ``DATABASE_URL`` of a copy (in ``directory``) of the migrated database."""
+    return f"sqlite:///{shutil.copyfile(migrated, directory / 'db.sqlite3')}"
+
+
+@pytest.fixture(scope="module")
+def live(migrated: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    database = copy_of(migrated, tmp_path_factory.mktemp("live"))
+    server = LiveServer({"DATABASE_URL": database}, migrate=False)
+    superuser = child_env(
+        DATABASE_URL=database,
         DJANGO_SUPERUSER_USERNAME="staff",
         DJANGO_SUPERUSER_EMAIL="staff@example.com",
         DJANGO_SUPERUSER_PASSWORD=PASSWORD,
     )
+    # The docs' one command for a staff account, without its prompts, while daphne starts: two
+    # Django processes of ~3 s of CPU each, side by side.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        created = pool.submit(run, manage("createsuperuser", "--noinput"), superuser)
+        server.start()
+        try:
+            created.result()
+        except BaseException:
+            server.stop()
+            raise
     yield server
     server.stop()
 
 
-def close_sockets_as_staff(live: LiveServer, sid: str) -> None:
-    """The inspector's "Close browser sockets" button, as staff clicks it."""
-    staff = Browser(live.base_url)
+@pytest.fixture(scope="module")
+def staff(live: LiveServer) -> Browser:
+    """Staff, logged in once for the module (a login hashes the password: ~0.5 s of CPU)."""
+    browser = Browser(live.base_url)
     login = {"username": "staff", "password": PASSWORD, "next": "/admin/"}
-    staff.post_form("/admin/login/?next=/admin/", "/admin/login/", login)
+    _, url, _ = browser.post_form("/admin/login/?next=/admin/", "/admin/login/", login)
+    assert url.endswith("/admin/"), url
+    return browser
+
+
+def close_sockets_as_staff(staff: Browser, sid: str) -> None:
+    """The inspector's "Close browser sockets" button, as staff clicks it."""
     page = f"/admin/inspector/{sid}/"
     status, _, _ = staff.post_form(f"{page}action/", page, {"action": "close_sockets"})
     assert status == 200
@@ -81,17 +116,22 @@ def test_the_page_reconnects_on_exactly_the_come_back_codes(live: LiveServer) ->
     assert tuple(int(code) for code in match[1].split()) == protocol.RECONNECT_CODES
 
 
-async def test_staff_closing_the_sockets_reaches_the_browser_as_restart(live: LiveServer) -> None:
+async def test_staff_closing_the_sockets_reaches_the_browser_as_restart(
+    live: LiveServer, staff: Browser
+) -> None:
     url, cookie = create_session(live.base_url)
     sid = session_id(url)
     tab = await LiveTab(live.base_url, sid, cookie).open()
-    await asyncio.to_thread(close_sockets_as_staff, live, sid)
+    await asyncio.to_thread(close_sockets_as_staff, staff, sid)
     assert await closed_with(tab) == protocol.CLOSE_RESTART, live.output()[-3000:]
 
 
-async def test_a_lost_channel_layer_reaches_the_browser_as_retry_later() -> None:
+async def test_a_lost_channel_layer_reaches_the_browser_as_retry_later(
+    migrated: Path, tmp_path: Path
+) -> None:
     redis = PrivateRedis().start()
-    server = LiveServer({"REDIS_URL": redis.url}).start()
+    env = {"DATABASE_URL": copy_of(migrated, tmp_path), "REDIS_URL": redis.url}
+    server = LiveServer(env, migrate=False).start()
     try:
         url, cookie = create_session(server.base_url)
         tab = await LiveTab(server.base_url, session_id(url), cookie).open()
@@ -104,7 +144,7 @@ async def test_a_lost_channel_layer_reaches_the_browser_as_retry_later() -> None
 
 @pytest.mark.timeout(90)
 def test_the_page_comes_back_after_staff_closed_its_socket(
-    browser: Chromium, live: LiveServer
+    browser: Chromium, live: LiveServer, staff: Browser
 ) -> None:
     context = browser.new_context(base_url=live.base_url)
     context.set_default_timeout(20_000)
@@ -119,7 +159,7 @@ def test_the_page_comes_back_after_staff_closed_its_socket(
     page.click("#send")
     completed = page.locator("#transcript .item.message.assistant.completed")
     expect(completed).to_have_count(1)
-    close_sockets_as_staff(live, sid)
+    close_sockets_as_staff(staff, sid)
     page.wait_for_function("window.probe.opens === 2")
     probe: dict[str, Any] = page.evaluate("window.probe")
     assert probe["closes"] == [protocol.CLOSE_RESTART], live.output()[-3000:]
