@@ -51,7 +51,7 @@ DATABASE_FIXTURES = frozenset({"db", "transactional_db", "django_db_serialized_r
 SLOW = {
     "tests/test_bench.py::test_the_smoke_run_measures_every_scenario_and_prints_the_table": 45,
     "tests/test_fuzz.py::test_random_form_posts_and_imports_never_fail_and_touch_only_"
-    "the_callers_sessions": 95,
+    "the_callers_sessions": 40,
     "tests/test_agents_sdk.py::test_an_agent_with_a_function_tool_runs_to_completion_over_"
     "one_websocket": 30,
 }

@@ -33,9 +33,11 @@ from tests.test_share import Viewer
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
 
 SEED = int(os.environ.get("FUZZ_SEED", "20261130"))
-OWNER_FRAMES = 5_000
-VIEWER_FRAMES = 2_000
-REQUESTS = 3_000
+# 10,000 cases in all, most where a case is cheap: a frame costs ~0.3 ms, a form post or an
+# import (a page rendered with its forms) ~15 ms.
+OWNER_FRAMES = 6_000
+VIEWER_FRAMES = 2_500
+REQUESTS = 1_500
 # The PostgreSQL pass (make pytest-postgres) repeats these against PostgreSQL's own refusals
 # (it stores no lone surrogate, say); the SQLite pass holds the 10,000 cases, so a third of the
 # form posts suffices here and the pass stays short.
@@ -188,9 +190,9 @@ def test_random_form_posts_and_imports_never_fail_and_touch_only_the_callers_ses
         assert response.status_code < 500, f"seed {SEED + 2} case {case}: {response.content!r}"
         statuses[response.status_code] += 1
     # Both kinds of path were walked: accepted posts, and refusals with a reason.
-    assert statuses[200] > 100, statuses
-    assert statuses[302] > 10, statuses
-    assert statuses[422] > 100, statuses
+    assert statuses[200] > requests // 30, statuses
+    assert statuses[302] > requests // 300, statuses
+    assert statuses[422] > requests // 30, statuses
     assert async_to_sync(state_of_others)(_sessions_of(client)) == before
     assert client.get(f"/sessions/{mine.pk}/").status_code == 200
 
