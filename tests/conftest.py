@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from agents.live.registry import RUNNERS
 from agents.live.runner import SessionRunner
+from devtools.processes import child_env, manage, run
 from playground import quotas
 from simulator import Simulator, SimulatorConfig
 from tests.services import CHROMIUM, require_chromium
@@ -34,6 +36,15 @@ def _fresh_quota_counters() -> None:
     """The in-process quota counters (new sessions per address) start empty in every test:
     the test client's address is always 127.0.0.1."""
     quotas.reset()
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database as ``make run`` migrates it, made once per worker: live servers start on a
+    copy of it (``LiveServer(template=...)``)."""
+    database = tmp_path_factory.mktemp("migrated") / "db.sqlite3"
+    run(manage("migrate", "--no-input"), child_env(DATABASE_URL=f"sqlite:///{database}"))
+    return database
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +15,6 @@ from playwright.sync_api import Browser as Chromium
 from playwright.sync_api import expect
 from websockets.exceptions import ConnectionClosed
 
-from devtools.processes import child_env, manage, run
 from playground import protocol
 from tests.liveserver import Browser, LiveServer, create_session, session_id
 from tests.livetab import LiveTab
@@ -36,39 +33,8 @@ document.addEventListener("htmx:wsClose", (e) => {
 
 
 @pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database as ``make run`` migrates it, made once: each server starts on a copy (the
-    migrate is a Django process of its own, ~3 s of CPU, and makes the same file every time)."""
-    database = tmp_path_factory.mktemp("migrated") / "db.sqlite3"
-    run(manage("migrate", "--no-input"), child_env(DATABASE_URL=f"sqlite:///{database}"))
-    return database
-
-
-def copy_of(migrated: Path, directory: Path) -> str:
-    """The ``DATABASE_URL`` of a copy (in ``directory``) of the migrated database."""
-    return f"sqlite:///{shutil.copyfile(migrated, directory / 'db.sqlite3')}"
-
-
-@pytest.fixture(scope="module")
-def live(migrated: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    database = copy_of(migrated, tmp_path_factory.mktemp("live"))
-    server = LiveServer({"DATABASE_URL": database}, migrate=False)
-    superuser = child_env(
-        DATABASE_URL=database,
-        DJANGO_SUPERUSER_USERNAME="staff",
-        DJANGO_SUPERUSER_EMAIL="staff@example.com",
-        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-    )
-    # The docs' one command for a staff account, without its prompts, while daphne starts: two
-    # Django processes of ~3 s of CPU each, side by side.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        created = pool.submit(run, manage("createsuperuser", "--noinput"), superuser)
-        server.start()
-        try:
-            created.result()
-        except BaseException:
-            server.stop()
-            raise
+def live(migrated_database: Path) -> Iterator[LiveServer]:
+    server = LiveServer(template=migrated_database, staff_password=PASSWORD).start()
     yield server
     server.stop()
 
@@ -127,11 +93,10 @@ async def test_staff_closing_the_sockets_reaches_the_browser_as_restart(
 
 
 async def test_a_lost_channel_layer_reaches_the_browser_as_retry_later(
-    migrated: Path, tmp_path: Path
+    migrated_database: Path,
 ) -> None:
     redis = PrivateRedis().start()
-    env = {"DATABASE_URL": copy_of(migrated, tmp_path), "REDIS_URL": redis.url}
-    server = LiveServer(env, migrate=False).start()
+    server = LiveServer({"REDIS_URL": redis.url}, template=migrated_database).start()
     try:
         url, cookie = create_session(server.base_url)
         tab = await LiveTab(server.base_url, session_id(url), cookie).open()

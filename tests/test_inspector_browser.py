@@ -3,39 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, expect
 
-from devtools.processes import child_env, manage, run
 from tests.liveserver import LiveServer
 
 PASSWORD = "inspector-test-password"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    database = f"sqlite:///{tmp_path_factory.mktemp('inspector') / 'db.sqlite3'}"
-    run(manage("migrate", "--no-input"), child_env(DATABASE_URL=database))  # as `make run` does
+def server(migrated_database: Path) -> Iterator[LiveServer]:
     # The realistic profile streams at a reading pace: a run lasts long enough to be watched.
-    live = LiveServer({"SIMULATOR_PROFILE": "realistic", "DATABASE_URL": database}, migrate=False)
-    superuser = child_env(
-        DATABASE_URL=database,
-        DJANGO_SUPERUSER_USERNAME="staff",
-        DJANGO_SUPERUSER_EMAIL="staff@example.com",
-        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-    )
-    # The docs' one command for a staff account, without its prompts, while daphne starts: two
-    # Django processes of ~3 s of CPU each, side by side.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        created = pool.submit(run, manage("createsuperuser", "--noinput"), superuser)
-        live.start()
-        try:
-            created.result()
-        except BaseException:
-            live.stop()
-            raise
+    env = {"SIMULATOR_PROFILE": "realistic"}
+    live = LiveServer(env, template=migrated_database, staff_password=PASSWORD).start()
     yield live
     live.stop()
 

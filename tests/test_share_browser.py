@@ -5,7 +5,6 @@ holds the link's token."""
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from devtools.processes import child_env, manage, run
 from tests.liveserver import LiveServer
 from tests.services import REDIS_URL, require_redis
 
@@ -30,26 +28,13 @@ CONNECTED = "window.probe.opens >= 1 && window.probe.messages >= 1"
 TOKEN_RE = re.compile(r"/s/#?([A-Za-z0-9_-]{43})")
 
 
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database as ``make run`` migrates it, made once: each server starts on a copy (the
-    migrate is a Django process of its own, ~3 s of CPU, and makes the same file every time)."""
-    database = tmp_path_factory.mktemp("migrated") / "db.sqlite3"
-    run(manage("migrate", "--no-input"), child_env(DATABASE_URL=f"sqlite:///{database}"))
-    return database
-
-
 @pytest.fixture(scope="module", params=["memory", "redis"])
-def server(
-    request: pytest.FixtureRequest, migrated: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    database = tmp_path_factory.mktemp(request.param) / "db.sqlite3"
-    shutil.copyfile(migrated, database)
-    env = {"SIMULATOR_PROFILE": "realistic", "DATABASE_URL": f"sqlite:///{database}"}
+def server(request: pytest.FixtureRequest, migrated_database: Path) -> Iterator[LiveServer]:
+    env = {"SIMULATOR_PROFILE": "realistic"}
     if request.param == "redis":  # the revocation goes through the channels-redis layer
         require_redis()
         env["REDIS_URL"] = REDIS_URL
-    live = LiveServer(env, migrate=False).start()
+    live = LiveServer(env, template=migrated_database).start()
     yield live
     live.stop()
 
