@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from agents import statements
 from agents.models import Session
 
 
@@ -41,5 +42,4 @@ def anonymously_owned(session_id: str, session_key: str | None) -> bool:
     nothing: ask :func:`visible_sessions` with the user."""
     if not session_key:
         return False
-    owner = browser_key_hash(session_key)
-    return Session.objects.filter(pk=session_id, owner=None, browser_key=owner).exists()
+    return statements.owned_anonymously(session_id, browser_key_hash(session_key))

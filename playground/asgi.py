@@ -12,6 +12,7 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from playground import process_tuning  # noqa: E402
 from playground.embedded import LoopbackOnly, embedded_simulator, for_simulator  # noqa: E402
 from playground.origin import SameOriginOnly  # noqa: E402
 from playground.routing import websocket_urlpatterns  # noqa: E402
@@ -29,6 +30,10 @@ playground_application = ProtocolTypeRouter(
         "websocket": SameOriginOnly(DeferredAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+
+# Last: what is loaded by now lives as long as the process (see the module).
+process_tuning.tune()
 
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
-
+from agents import dbthread
 from agents.live import admission, wire
 from playground import quotas, render
 from playground.access import anonymously_owned, visible_sessions
@@ -37,7 +36,7 @@ class SessionConsumer(FeedConsumer):
         # quick under a storm: the socket then waits its turn for a connect slot.
         await self.accept()
         async with admission.connect_slot():
-            if await sync_to_async(may_see)(self.scope, session_id):
+            if await dbthread.call(may_see, self.scope, session_id):
                 await self.show_session(session_id)
                 return
         await self.close(code=CLOSE_FORBIDDEN, reason="This session is not yours.")

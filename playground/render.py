@@ -6,11 +6,11 @@ from collections import OrderedDict
 from functools import cache
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from agents import dbthread
 from agents.live.feed import Head
 from agents.models import Item, Step
 from agents.run.events import (
@@ -105,7 +105,7 @@ async def durable_rows(session_id: str, below: int | None, open_run: int | None)
     if below is not None and below <= 0:
         return []  # positions start at 0: nothing is below (a new session's first epoch)
     # Both queries in one trip to the database thread: every snapshot pays for each trip.
-    items, steps = await sync_to_async(_items_and_steps)(session_id, below)
+    items, steps = await dbthread.call(_items_and_steps, session_id, below)
     return transcript_rows(items, steps, open_run)
 
 

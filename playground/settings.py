@@ -106,7 +106,7 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "agents.live.memory_layer.SweptInMemoryChannelLayer"}}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -155,7 +155,7 @@ UPSTREAM_RETRIES = env_int("UPSTREAM_RETRIES", 5)
 # accepted; upstream prewarms run PREWARM_CONCURRENCY at a time once no connect waits, and
 # beyond PREWARM_BACKLOG waiting a prewarm is skipped (the first step then opens the socket with
 # a full create).
-CONNECT_CONCURRENCY = env_int("CONNECT_CONCURRENCY", 8)
+CONNECT_CONCURRENCY = env_int("CONNECT_CONCURRENCY", 32)
 PREWARM_CONCURRENCY = env_int("PREWARM_CONCURRENCY", 4)
 PREWARM_BACKLOG = env_int("PREWARM_BACKLOG", 2_000)
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddleware, UserLazyObject
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.contrib import auth
 from django.utils.functional import empty
+
+from agents import dbthread
 
 
 class DeferredAuthMiddleware(AuthMiddleware):
@@ -33,7 +34,7 @@ def DeferredAuthMiddlewareStack(inner: Any) -> Any:
 
 def resolve_user(scope: Any) -> Any:
     """The socket's user (``AnonymousUser`` without a login), loaded once; synchronous: call it
-    on the database thread (``sync_to_async``), e.g. with the query it authorises."""
+    on the database thread (``agents.dbthread``), e.g. with the query it authorises."""
     user = scope.get("user")
     if isinstance(user, UserLazyObject) and user._wrapped is empty:
         # Django's own lookup. Not Channels' ``get_user``: it closes and reopens the database
@@ -44,4 +45,4 @@ def resolve_user(scope: Any) -> Any:
 
 async def authenticate(scope: Any) -> Any:
     """:func:`resolve_user` from async code, on the database thread."""
-    return await sync_to_async(resolve_user)(scope)
+    return await dbthread.call(resolve_user, scope)

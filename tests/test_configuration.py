@@ -231,7 +231,7 @@ def test_idle_grace_is_read() -> None:
 
 def test_without_redis_the_layer_is_in_memory() -> None:
     derived = derived_settings()
-    assert derived["layer"] == "channels.layers.InMemoryChannelLayer"
+    assert derived["layer"] == "agents.live.memory_layer.SweptInMemoryChannelLayer"
     assert derived["redis_url"] == ""
 
 

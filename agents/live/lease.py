@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 from django.db.models import F
 
+from agents import dbthread, statements
 from agents.live.store import KEY_PREFIX, redis_client
-from agents.models import Item, Session
+from agents.models import Session
 from agents.run import transcript
 
 log = logging.getLogger(__name__)
@@ -102,39 +102,20 @@ def leases() -> Leases:
 
 async def raise_fence(session_id: str) -> int:
     """A new holder's fencing token: the session's fence, raised past every earlier holder's."""
-    return await sync_to_async(_raise_fence)(session_id)  # one trip to the database thread
+    return await dbthread.call(_raise_fence, session_id)  # one trip to the database thread
 
 
 async def raise_fence_and_base(session_id: str) -> tuple[int, int]:
     """:func:`raise_fence`, and then the position after the session's last item, in one trip
     to the database thread. Once the fence is raised no earlier holder writes an item, so the
     position is final: what recovery starts from."""
-    return await sync_to_async(_raise_fence_and_base)(session_id)
+    return await dbthread.call(_raise_fence_and_base, session_id)
 
 
 def _raise_fence_and_base(session_id: str) -> tuple[int, int]:
-    if connection.vendor not in ("sqlite", "postgresql"):
-        return _raise_fence(session_id), transcript.next_position_now(session_id)
-    # Two plain statements, not four ORM queries: a storm of connects claims a thousand.
-    pk = Session._meta.pk
-    assert pk is not None
-    assert pk.column is not None
-    key = pk.get_db_prep_value(pk.to_python(session_id), connection)
-    quote = connection.ops.quote_name
-    sessions, items = quote(Session._meta.db_table), quote(Item._meta.db_table)
-    session_column = quote(Item._meta.get_field("session").column)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {sessions} SET fence = fence + 1 WHERE {quote(pk.column)} = %s"
-            " RETURNING fence",
-            [key],
-        )
-        row = cursor.fetchone()
-        if row is None:
-            raise Session.DoesNotExist(f"No session {session_id}")
-        cursor.execute(f"SELECT MAX(position) FROM {items} WHERE {session_column} = %s", [key])
-        top = cursor.fetchone()[0]
-    return int(row[0]), 0 if top is None else int(top) + 1
+    if connection.vendor in statements.VENDORS_WITH_RETURNING:
+        return statements.raise_fence_and_base(session_id)
+    return _raise_fence(session_id), transcript.next_position_now(session_id)
 
 
 def _raise_fence(session_id: str) -> int:

@@ -1,0 +1,61 @@
+"""What a daphne process serving the playground tunes once, as it loads the application.
+
+- **autobahn's debug formatting.** autobahn, daphne's WebSocket protocol, builds the arguments
+  of its debug log lines before the logger drops them: per connection it pretty-prints its 36
+  options (``pprint.pformat``), and per connection and per frame sent it colours names with
+  click (``autobahn.util.hl``), ~0.3 ms of the event loop's core per connect (a fifth of a bare
+  daphne's). Both get versions that do that work only while txaio logs at debug level.
+- **The garbage collector.** Everything loaded by now (Django, the apps, the templates) lives as
+  long as the process; ``gc.freeze`` takes it out of every later collection, and young
+  collections run every :data:`YOUNG_COLLECTION` allocations instead of 2,000. Measured in a
+  storm of 1,000 connects: 225 ms of collections, one full collection of 114 ms, before; 103 ms,
+  and no full collection, after. A full collection stops every stream while it runs.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import autobahn.util
+import autobahn.websocket.protocol
+import txaio
+
+DEBUG_LEVELS = frozenset({"debug", "trace"})
+YOUNG_COLLECTION = 10_000  # allocations between young collections (CPython 3.13: 2,000)
+
+# Neither autobahn nor txaio declares these names for a type checker.
+_protocol: Any = autobahn.websocket.protocol
+_util: Any = autobahn.util
+_txaio: Any = txaio
+_pformat = _protocol.pformat
+_hl = _util.hl
+
+
+def debugging() -> bool:
+    return bool(_txaio.get_global_log_level() in DEBUG_LEVELS)
+
+
+def pformat(value: Any, *args: Any, **kwargs: Any) -> str:
+    return str(_pformat(value, *args, **kwargs)) if debugging() else ""
+
+
+def hl(text: Any, bold: bool = False, color: str = "yellow") -> str:
+    return str(_hl(text, bold=bold, color=color)) if debugging() else str(text)
+
+
+def quiet_autobahn() -> None:
+    """Idempotent; autobahn's modules look both names up at each call."""
+    _protocol.pformat = pformat
+    _util.hl = hl
+
+
+def tune_collector() -> None:
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION, older, oldest)
+    gc.freeze()
+
+
+def tune() -> None:
+    quiet_autobahn()
+    tune_collector()
