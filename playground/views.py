@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -153,7 +154,11 @@ def session_settings(request: HttpRequest, session_id: str) -> HttpResponse:
     context = {"session": session, "form": form, "saved": saved}
     response = render(request, "playground/session.html#settings", context)
     if not saved:
-        response.status_code = 422
+        response.status_code = 422  # swapped all the same (templates/base.html): errors inline
+        return response
+    # A rename shows at once: the heading out of band, and the tab's title (htmx reads it).
+    heading = render_to_string("playground/session.html#heading", {"session": session, "oob": True})
+    response.write(heading)
     return response
 
 

@@ -43,7 +43,7 @@ async def run_turn(host: TurnHost, text: str) -> None:
     base = host.feed.head.base
     try:
         session = await Session.objects.aget(pk=sid)
-        host.transports.prefer_http = host.transports.prefer_http or session.transport == "http"
+        host.transports.choose(http=session.transport == "http")
         position = await transcript.next_position(sid)
         # Calls a failed run left unanswered get an error output first (issue 11, item 4).
         for repair in await transcript.answer_unanswered_calls(session, position):

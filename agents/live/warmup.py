@@ -52,7 +52,7 @@ async def warm_up(
     """Warm the socket for the session's settings, tools and transcript (or rotate it); True
     if a rotation replaced the socket. Raises what the upstream raised, or TimeoutError."""
     session = await Session.objects.aget(pk=session_id)
-    if session.transport == "http" or transports.prefer_http:
+    if session.transport == "http" or transports.fell_back:
         return False
     tools = [tool async for tool in session.tools.all()]
     fields = session.request_fields(tools)

@@ -28,7 +28,8 @@ class Transports:
         self.websocket.recorder = recorder
         self.recorder = recorder
         self.http: HttpUpstream | None = None
-        self.prefer_http = False
+        self.prefer_http = False  # the next step goes over HTTP
+        self.fell_back = False  # the WebSocket proved unusable: HTTP for the runner's life
         self.rotate_due = False  # staff asked for a new socket
 
     @property
@@ -46,9 +47,14 @@ class Transports:
         """Whether the next step goes over a connected WebSocket (what rotate and drop act on)."""
         return not self.prefer_http and self.websocket.connected
 
+    def choose(self, http: bool) -> None:
+        """The session's own choice for its next step (it may change between turns); after a
+        fallback, HTTP whatever it says."""
+        self.prefer_http = self.fell_back or http
+
     def fall_back(self) -> None:
         """Use HTTP from now on; the WebSocket is dropped."""
-        self.prefer_http = True
+        self.fell_back = self.prefer_http = True
         self.websocket.discard()
 
     async def rotate_if_due(self, fields: dict[str, Any], context: list[Item], sid: str) -> bool:
