@@ -125,7 +125,9 @@ def session_new(request: HttpRequest) -> HttpResponse:
 async def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     user = await request.auser()
     queryset = visible_sessions(user, request.session.session_key)
-    session = await aget_object_or_404(queryset, pk=session_id)
+    session = await queryset.filter(pk=session_id).afirst()
+    if session is None:  # the page itself, not Django's 404 (with DEBUG: its URL patterns)
+        return render(request, "playground/not_found.html", status=404)
     items = [item async for item in Item.objects.filter(session=session).order_by("position")]
     steps = {step.pk: step async for step in Step.objects.filter(session=session)}
     hot = await context_store().get(str(session.pk))

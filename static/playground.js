@@ -41,6 +41,69 @@
       fragment.appendChild(fragment.content);
     }
   });
+  // Notices (#notice): an "info" one goes by itself after NOTICE_MS; any one when dismissed,
+  // and when the user sends the next message (an error then describes the past).
+  var NOTICE_MS = 6000;
+  var timedNotice = null;
+  function clearNotice() {
+    var notice = document.getElementById("notice");
+    if (notice) {
+      notice.className = "notice";
+      notice.removeAttribute("data-code");
+      notice.textContent = "";
+    }
+  }
+  document.addEventListener("htmx:oobAfterSwap", function () {
+    var notice = document.getElementById("notice");
+    if (!notice || notice === timedNotice || !notice.classList.contains("info")) {
+      return;
+    }
+    timedNotice = notice;
+    setTimeout(function () {
+      if (document.getElementById("notice") === notice) {
+        clearNotice();
+      }
+    }, NOTICE_MS);
+  });
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("#notice .dismiss")) {
+      clearNotice();
+    }
+  });
+  // The composer: Enter sends, Shift+Enter is a new line (as in every chat); not while an input
+  // method composes a character.
+  document.addEventListener("keydown", function (event) {
+    var box = event.target;
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing || !box.closest) {
+      return;
+    }
+    var composer = box.closest("#composer");
+    if (composer && box.tagName === "TEXTAREA") {
+      event.preventDefault();
+      if (box.value.trim()) {
+        composer.requestSubmit();
+      }
+    }
+  });
+  // Copy buttons: data-copy names the field whose value goes to the clipboard.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-copy]");
+    var field = button && document.querySelector(button.dataset.copy);
+    if (!field) {
+      return;
+    }
+    navigator.clipboard.writeText(field.value).then(function () {
+      button.textContent = "Copied";
+    }, function () {
+      field.select(); // no clipboard (an insecure origin): the user copies the selection
+      button.textContent = "Press Ctrl+C";
+    });
+  });
+  document.addEventListener("htmx:wsConfigSend", function (event) {
+    if (event.target.id === "composer") {
+      clearNotice();
+    }
+  });
   document.addEventListener("htmx:wsAfterMessage", function (event) {
     retries = 0; // the server answered: the next "come back" starts the backoff afresh
     received += 1;

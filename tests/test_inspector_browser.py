@@ -63,5 +63,15 @@ def test_staff_see_a_session_change_state_live_while_a_run_streams(
     inspector.wait_for_url(f"**/admin/inspector/{session_id}/")
     expect(inspector.locator("#chain tr.link")).to_have_count(2)  # warm-up, then the reply
     expect(inspector.locator("#timeline")).to_contain_text("response.completed")
+    # Each action's button says what it does, whole (they read "Rotat upstream socket").
+    buttons = {
+        "rotate": "Rotate the upstream socket",
+        "drop": "Drop the upstream socket",
+        "stop": "End the run",
+        "close_sockets": "Close all browser sockets",
+        "revoke_links": "Revoke the share links",
+    }
+    for name, label in buttons.items():
+        expect(inspector.locator(f"#action-{name}")).to_have_text(label)
     owner.close()
     staff.close()

@@ -3,6 +3,7 @@ where the user is looking, and what the user chose is what the next step uses.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,11 @@ def page(browser: Browser, live: LiveServer) -> Iterator[Page]:
     expect(tab.locator("#status")).to_have_attribute("data-busy", "false")
     yield tab
     context.close()
+
+
+def fill_unchecked(page: Page, text: str) -> None:
+    """Past the form's own checks, as a script or an old page would."""
+    page.locator("textarea[name=message]").evaluate("(box, text) => { box.value = text; }", text)
 
 
 def save_settings(page: Page) -> None:
@@ -88,3 +94,106 @@ def test_a_session_switched_to_http_goes_back_to_websocket(page: Page) -> None:
     expect(page.locator("#settings .saved")).to_be_visible()
     send(page, "/chat 3 second", 1)
     expect(page.locator("#transcript .step").last).not_to_contain_text("socket http")
+
+
+@pytest.mark.timeout(60)
+def test_an_info_notice_goes_by_itself(page: Page) -> None:
+    save_settings(page)
+    notice = page.locator("#notice")
+    expect(notice).to_contain_text("Settings saved")
+    expect(notice).to_have_text("", timeout=10_000)  # it stayed forever
+
+
+@pytest.mark.timeout(60)
+def test_an_error_notice_goes_when_dismissed_or_at_the_next_message(page: Page) -> None:
+    notice = page.locator("#notice")
+    too_long = "x" * 100_001
+    page.locator("textarea[name=message]").evaluate(
+        "(box, text) => { box.value = text; }", too_long
+    )
+    page.click("#send")
+    expect(notice).to_contain_text("Messages are limited to 100000 chars.")
+    notice.locator(".dismiss").click()
+    expect(notice).to_have_text("")
+
+    page.locator("textarea[name=message]").evaluate(
+        "(box, text) => { box.value = text; }", too_long
+    )
+    page.click("#send")
+    expect(notice).to_contain_text("Messages are limited")
+    send(page, "/chat 3 short enough", 0)
+    expect(notice).to_have_text("")
+
+
+@pytest.mark.timeout(60)
+def test_a_strangers_session_is_a_page_that_says_so(browser: Browser, page: Page) -> None:
+    stranger = browser.new_context(base_url=page.url.split("/sessions/")[0])
+    tab = stranger.new_page()
+    response = tab.goto(page.url)
+    assert response is not None
+    assert response.status == 404
+    expect(tab.locator("h1")).to_have_text("This session is not here")
+    expect(tab.locator("body")).not_to_contain_text("URLconf")  # Django's debug page
+    expect(tab.get_by_role("link", name="Start a new session")).to_be_visible()
+    stranger.close()
+
+
+def overflow(page: Page) -> int:
+    """How many pixels the page is wider than the window (0: no horizontal scrolling)."""
+    width: int = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    return width
+
+
+TOO_WIDE = """[...document.querySelectorAll("body *")]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+  .map(e => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)
+  .slice(0, 10)"""
+
+
+def too_wide(page: Page) -> list[str]:
+    """The first elements that reach past the window's right edge (for a failure's message)."""
+    found: list[str] = page.evaluate(TOO_WIDE)
+    return found
+
+
+@pytest.mark.timeout(60)
+def test_a_new_share_link_fits_the_page_and_copies_in_one_click(page: Page) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click("#share-create")
+    link = page.locator("#share-url")
+    expect(link).to_have_value(re.compile(r"/s/#"))
+    expect(page.locator("#share .share-links tbody tr")).to_have_count(1)
+    assert overflow(page) == 0, too_wide(page)  # the links' table made it 1,337 px at 1,280
+    page.locator("#share button.copy").click()
+    expect(page.locator("#share button.copy")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == link.input_value()
+
+
+@pytest.mark.timeout(60)
+def test_the_session_page_fits_a_phone(page: Page) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.click("#share-create")
+    expect(page.locator("#share .share-links tbody tr")).to_have_count(1)
+    assert overflow(page) == 0, too_wide(page)
+
+
+@pytest.mark.timeout(60)
+def test_enter_sends_and_shift_enter_is_a_new_line(page: Page) -> None:
+    box = page.locator("textarea[name=message]")
+    box.click()
+    page.keyboard.type("/chat 3 first line")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("second line")
+    expect(box).to_have_value("/chat 3 first line\nsecond line")
+    page.keyboard.press("Enter")
+    expect(page.locator("#transcript .item.message.user .body")).to_contain_text("second line")
+    expect(page.locator("#transcript .item.message.assistant.completed")).to_have_count(1)
+    expect(box).to_have_value("")
+
+
+@pytest.mark.timeout(60)
+def test_the_page_shows_no_template_source(page: Page) -> None:
+    """A Django comment spans one line: a longer one showed as text. (``{{name}}`` is the mock
+    output's own placeholder, in its help text.)"""
+    for marker in ("{#", "#}", "{%", "%}"):
+        expect(page.locator("body")).not_to_contain_text(marker)

@@ -8,6 +8,7 @@ written to the admin's log (who, when, what), shown on the session's page and in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -29,13 +30,19 @@ from playground.exchange import export_session
 from playground.inspector.queries import STATES, Filters, detail_context, session_rows
 from playground.views import json_download
 
-# What each action does, as the audit log and the page say it.
+
+@dataclass(frozen=True)
+class Action:
+    button: str  # what its button says
+    done: str  # what the audit log and the page say once it ran
+
+
 ACTIONS = {
-    "rotate": "Rotated the upstream socket",
-    "drop": "Dropped the upstream socket",
-    "stop": "Ended the run",
-    "close_sockets": "Closed all browser sockets",
-    "revoke_links": "Revoked the share links",
+    "rotate": Action("Rotate the upstream socket", "Rotated the upstream socket"),
+    "drop": Action("Drop the upstream socket", "Dropped the upstream socket"),
+    "stop": Action("End the run", "Ended the run"),
+    "close_sockets": Action("Close all browser sockets", "Closed all browser sockets"),
+    "revoke_links": Action("Revoke the share links", "Revoked the share links"),
 }
 
 
@@ -87,13 +94,13 @@ async def session_action(request: HttpRequest, session_id: str) -> HttpResponse:
         user.pk,
         [session],
         CHANGE,
-        change_message=f"Inspector: {ACTIONS[action]} ({problem or 'done'}).",
+        change_message=f"Inspector: {ACTIONS[action].done} ({problem or 'done'}).",
         single_object=True,
     )
     if problem:
-        messages.warning(request, f"{ACTIONS[action]}: {problem}")
+        messages.warning(request, f"{ACTIONS[action].done}: {problem}")
     else:
-        messages.success(request, f"{ACTIONS[action]}.")
+        messages.success(request, f"{ACTIONS[action].done}.")
     return redirect("inspector-session", session.pk)
 
 
