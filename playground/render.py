@@ -22,6 +22,7 @@ from agents.run.events import (
     Notice,
     RunEvent,
     StepDone,
+    StepUpdated,
     TextDelta,
     TurnEnded,
     TurnStarted,
@@ -194,6 +195,8 @@ def event_html(event: RunEvent, read_only: bool = False) -> str:
             return f'<div id="call-{escape(call_id)}" hx-swap-oob="delete"></div>'
         case StepDone(step):
             return append(partial("step", row={"step": step}))
+        case StepUpdated(step):
+            return partial("step", row={"step": step}, oob=True)
         case TurnEnded(state, message, steps):
             level = "info" if state == "completed" else "error"
             chart = (

@@ -40,6 +40,7 @@ LEAD_IN = re.compile(
     r"(?:look ?up|search(?: for)?|find(?: out)?|check|tell me about|explain)?\s*",
     re.I,
 )
+WORD = re.compile(r"[a-z]+")
 PARALLEL_WORDS = re.compile(r"\b(in parallel|at once|simultaneously|compare|each of)\b", re.I)
 
 
@@ -113,8 +114,8 @@ def pick_scenario(user_text: str, request: ModelInput) -> Scenario:
         return Scenario("chat", 0, topic)
     if request.tool_choice == "required" or isinstance(request.tool_choice, dict):
         return Scenario("lookup", 1, topic)
-    names = [t["name"].replace("_", " ").lower() for t in request.tools if "name" in t]
-    mentions = sum(1 for name in names if name in user_text.lower().replace("_", " "))
+    names = [str(t["name"]) for t in request.tools if "name" in t]
+    mentions = sum(1 for name in names if _mentions(user_text, name))
     if PARALLEL_WORDS.search(user_text) and len(names) > 1:
         return Scenario("parallel", min(len(names), 4), topic)
     if mentions or TOOL_WORDS.search(user_text):
@@ -133,9 +134,24 @@ def _callable_tools(request: ModelInput) -> list[dict[str, Any]]:
 
 
 def _mentioned_first(tools: list[dict[str, Any]], user_text: str) -> list[dict[str, Any]]:
-    """Tools the user named come first, so "use get_time" calls get_time."""
+    """Tools the user named come first, so "use get_time" calls get_time (and "calculate"
+    the calculator)."""
+    return sorted(tools, key=lambda tool: not _mentions(user_text, tool["name"]))
+
+
+def _mentions(user_text: str, name: str) -> bool:
+    """Whether the text names the tool, or a word of its name: a word of four letters or more
+    sharing its first five letters ("calculate" for calculator, "note" for notes)."""
     text = user_text.lower().replace("_", " ")
-    return sorted(tools, key=lambda tool: tool["name"].replace("_", " ").lower() not in text)
+    if name.replace("_", " ").lower() in text:
+        return True
+    words = WORD.findall(text)
+    for part in WORD.findall(name.lower().replace("_", " ")):
+        for word in words:
+            size = min(5, len(part), len(word))
+            if size >= 4 and word[:size] == part[:size]:
+                return True
+    return False
 
 
 def _no_tools_note(scenario: Scenario, request: ModelInput) -> str:

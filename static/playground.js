@@ -18,9 +18,25 @@
   document.addEventListener("htmx:wsOpen", function () {
     received = 0;
   });
+  // A final close (a refusal: revoked, not yours, ...): nothing streams any more, say so.
+  function ended() {
+    var status = document.getElementById("status");
+    if (status) {
+      status.dataset.busy = "false";
+      status.innerHTML = "<span>Disconnected</span>";
+    }
+    document.querySelectorAll(".streaming").forEach(function (live) {
+      live.classList.remove("streaming");
+    });
+  }
   document.addEventListener("htmx:wsClose", function (event) {
     var socket = event.detail.socketWrapper;
-    if (RECONNECT_CODES.indexOf(event.detail.event.code) < 0 || !document.body.contains(event.target)) {
+    var code = event.detail.event.code;
+    if (code >= 4000 && RECONNECT_CODES.indexOf(code) < 0) {
+      ended();
+      return;
+    }
+    if (RECONNECT_CODES.indexOf(code) < 0 || !document.body.contains(event.target)) {
       return;
     }
     // Full jitter, as htmx's own: a random wait up to 1 s, doubling per retry up to 64 s.

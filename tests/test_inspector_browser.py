@@ -33,7 +33,11 @@ def test_staff_see_a_session_change_state_live_while_a_run_streams(
     inspector.fill("#id_username", "staff")
     inspector.fill("#id_password", PASSWORD)
     inspector.click("input[type=submit]")
-    inspector.click("#inspector-link a.section")  # linked from the admin's home page
+    # Linked from the admin's home page, on one line (it wrapped one letter per line).
+    live_sessions = inspector.locator("#inspector-link th a").bounding_box()
+    assert live_sessions is not None
+    assert live_sessions["height"] < 30, live_sessions
+    inspector.click("#inspector-link a.section")
     inspector.wait_for_url("**/admin/inspector/")
     inspector.evaluate("window.loadedOnce = true")  # gone if the page ever reloads
 
@@ -73,5 +77,12 @@ def test_staff_see_a_session_change_state_live_while_a_run_streams(
     }
     for name, label in buttons.items():
         expect(inspector.locator(f"#action-{name}")).to_have_text(label)
+    # The reply builds on the warm-up: a hit ("miss: delta, partly uncached" before).
+    expect(inspector.locator("#chain tr.link").last.locator(".cache")).to_contain_text("hit")
+    # The latest run's waterfall in colour: its bars were black (no waterfall styles here).
+    bar = inspector.locator("#chain .waterfall rect.model").last
+    assert bar.evaluate("rect => getComputedStyle(rect).fill") != "rgb(0, 0, 0)"
+    # The page fits its window: the chain's response ids made it 1,460 px wide at 1,280.
+    assert inspector.evaluate("document.documentElement.scrollWidth - window.innerWidth") == 0
     owner.close()
     staff.close()

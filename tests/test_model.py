@@ -354,3 +354,17 @@ async def test_max_output_tokens_ends_a_websocket_response_as_incomplete(
     assert last["type"] == "response.incomplete"
     assert last["response"]["incomplete_details"]["reason"] == "max_output_tokens"
     assert last["response"]["usage"]["output_tokens"] == 16 == deltas
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted"),
+    [
+        ("calculate 17*23+4", "calculator"),  # it called ask_human, the first tool
+        ("what time is it in Osaka?", "current_time"),
+        ("remember this note: tides at six", "notes"),
+        ("use ask_human to check", "ask_human"),
+    ],
+)
+def test_a_tool_named_by_a_word_of_its_name_is_the_one_called(text: str, wanted: str) -> None:
+    tools = [tool(name) for name in ("ask_human", "calculator", "current_time", "notes")]
+    assert only_call(respond(ask(text, tools))).name == wanted

@@ -205,7 +205,7 @@ def test_the_session_page_renders_the_transcript() -> None:
     assert page.index(f'id="item-{user_item.position}"') < page.index(f'id="item-{reply.position}"')
 
     # The step's metrics follow the last item it produced.
-    metrics = re.search(r'<div class="step" data-mode="delta">([^<]*)</div>', page)
+    metrics = re.search(r'<div class="step" data-mode="delta"[^>]*>([^<]*)</div>', page)
     assert metrics, "no step row"
     assert page.index(f'id="item-{reply.position}"') < metrics.start()
     for part in ("socket reused", "321 B sent", "TTFT 12 ms", "250 ms", "40 in (30 cached)"):

@@ -197,3 +197,60 @@ def test_the_page_shows_no_template_source(page: Page) -> None:
     output's own placeholder, in its help text.)"""
     for marker in ("{#", "#}", "{%", "%}"):
         expect(page.locator("body")).not_to_contain_text(marker)
+
+
+@pytest.fixture(scope="module")
+def reading_pace(migrated_database: Path) -> Iterator[LiveServer]:
+    """The realistic profile streams at a reading pace: a reply lasts long enough to stop."""
+    server = LiveServer({"SIMULATOR_PROFILE": "realistic"}, template=migrated_database).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.timeout(90)
+def test_a_stopped_step_says_how_long_it_streamed(
+    browser: Browser, reading_pace: LiveServer
+) -> None:
+    context = browser.new_context(base_url=reading_pace.base_url)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.goto("/")
+    page.click("#new-session")
+    page.wait_for_url("**/sessions/*/")
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+    page.fill("textarea[name=message]", "/chat 400 the tides of the Atlantic coast")
+    page.click("#send")
+    expect(page.locator("#transcript .item.live .streaming")).not_to_have_text("")
+    page.wait_for_timeout(1_500)
+    page.click("#stop")
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+    step = page.locator("#transcript .step").last
+    expect(step).to_contain_text("stopped")
+    milliseconds = int(re.search(r"· (\d+) ms ·", step.inner_text()).group(1))  # type: ignore[union-attr]
+    assert milliseconds >= 1_000, step.inner_text()  # it read "0 ms" after 2.5 s of streaming
+    expect(step).to_contain_text("usage not reported")  # not "0 in (0 cached) · 0 out"
+    page.reload()  # the run's waterfall as the database keeps it
+    bar = page.locator(".waterfall rect.model").last
+    assert float(str(bar.get_attribute("width"))) > 0
+    context.close()
+
+
+@pytest.mark.timeout(90)
+def test_the_live_step_lines_show_the_tool_time_as_a_reload_does(page: Page) -> None:
+    page.locator("#tools details.new summary").click()
+    page.fill("#id_new-name", "tide_table")
+    page.fill(
+        "#id_new-parameters", '{"type": "object", "properties": {"port": {"type": "string"}}}'
+    )
+    page.fill("#id_new-mock_output", "High water at 06:12")
+    page.locator("#tools details.new button[type=submit]").click()
+    expect(page.locator("#tools details.tool summary code")).to_have_text("tide_table")
+    page.fill("textarea[name=message]", "/lookup the tides at Brest")
+    page.click("#send")
+    expect(page.locator("#transcript .item.message.assistant.completed")).to_have_count(1)
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+    live = page.locator("#transcript .step").all_inner_texts()
+    assert any(" · tools " in line for line in live), live  # only a reload showed it
+    page.reload()
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+    assert page.locator("#transcript .step").all_inner_texts() == live

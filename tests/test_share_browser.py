@@ -96,6 +96,10 @@ def test_a_viewer_follows_a_run_live_until_the_owner_revokes_the_link(
         assert time.monotonic() - started < 1.0
         assert viewer.evaluate("window.probe.closeCode") == 4410
         expect(viewer.locator("#notice")).to_contain_text("revoked this link")
+        # Nothing streams any more, and the page says so (it kept "Running…" and the cursor).
+        expect(viewer.locator("#status")).to_have_attribute("data-busy", "false")
+        expect(viewer.locator("#status")).to_contain_text("Disconnected")
+        expect(viewer.locator(".streaming")).to_have_count(0)
         expect(owner.locator("#share tr[data-state=revoked]")).to_have_count(1)
 
         # Opened again, the link opens nothing: the page says so and its socket closes for good.

@@ -60,6 +60,13 @@ class StepDone:
 
 
 @dataclass(frozen=True)
+class StepUpdated:
+    """A step's tools finished: its line again, with their time (``tool_ms``)."""
+
+    step: Step
+
+
+@dataclass(frozen=True)
 class TurnEnded:
     status: str  # completed, incomplete, stopped, interrupted, failed
     message: str = ""
@@ -80,6 +87,7 @@ RunEvent = (
     | CallWaiting
     | CallResolved
     | StepDone
+    | StepUpdated
     | TurnEnded
     | Notice
 )
@@ -130,6 +138,8 @@ def encode(event: RunEvent) -> dict[str, Any]:
             return {"t": "ItemDone", "key": key, "item": _item(item)}
         case StepDone(step):
             return {"t": "StepDone", "step": _step(step)}
+        case StepUpdated(step):
+            return {"t": "StepUpdated", "step": _step(step)}
         case TurnEnded(status, message, steps):
             return {"t": "TurnEnded", "status": status, "message": message,
                     "steps": [_step(s) for s in steps]}  # fmt: skip
@@ -161,6 +171,7 @@ EVENT_CLASSES = (
     CallWaiting,
     CallResolved,
     StepDone,
+    StepUpdated,
     TurnEnded,
     Notice,
 )

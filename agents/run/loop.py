@@ -19,7 +19,7 @@ from django.conf import settings
 
 from agents.models import Item, Session, Step, Tool
 from agents.run import transcript
-from agents.run.events import ItemAdded, ItemDone, ItemStarted, StepDone, TextDelta
+from agents.run.events import ItemAdded, ItemDone, ItemStarted, StepDone, StepUpdated, TextDelta
 from agents.run.host import RunHost
 from agents.run.writes import WriteBehind
 from agents.tools.executor import answer
@@ -167,6 +167,7 @@ class AgentLoop:
                 status = halted or "interrupted"
                 await self.keep_partials(partials, status)
                 if turn is not None:
+                    turn.cut_short()
                     await self.record(turn, status, saved, retries, rotated, started_ms)
                 if halted == "stopped":
                     return StepOutcome("stopped", "Stopped. The partial reply is kept.")
@@ -311,6 +312,7 @@ class AgentLoop:
             self.writes.submit(item.save)
         step.tool_ms = (time.monotonic() - started) * 1000
         self.writes.submit(lambda: step.save(update_fields=["tool_ms"]))
+        self.host.publish(StepUpdated(step))  # the live step line gains its tool time
         self.host.checkpoint(self.writes, self.position)
         return not stopped
 

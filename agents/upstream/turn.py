@@ -113,6 +113,12 @@ class UpstreamTurn:
                 return
         raise UpstreamError("The upstream ended the response before its terminal event.")
 
+    def cut_short(self) -> None:
+        """The response ended before its terminal event (stopped, or the transport broke): its
+        time runs until now. Its usage stays unknown: only the terminal event reports it."""
+        if self.terminal is None and self._sent_at:
+            self.metrics.duration_ms = (time.monotonic() - self._sent_at) * 1000
+
     def _observe(self, event: Event) -> None:
         kind = event.get("type", "")
         if self.metrics.ttft_ms is None and kind.endswith(".delta"):

@@ -111,8 +111,11 @@ class ChainLink:
 def miss_reason(step: Step, previous: Step | None) -> str:
     """Why a step did not build on the upstream's cache (empty when it did)."""
     if step.mode == Step.Mode.DELTA:
-        if step.input_tokens and step.cached_tokens < step.input_tokens:
-            return "delta, partly uncached"
+        # Its new items (a message, tool outputs) are never cached yet: it misses only when the
+        # previous response left a context and none of it was cached (the upstream lost it).
+        left = previous.input_tokens + previous.output_tokens if previous else 0
+        if left and step.input_tokens and not step.cached_tokens:
+            return "delta, but nothing was cached"
         return ""
     if step.socket == Step.Socket.HTTP:
         return "HTTP: no connection cache"
