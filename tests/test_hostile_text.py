@@ -153,6 +153,7 @@ async def test_upstream_output_with_lone_surrogates_is_replaced_not_crashed() ->
     class Holder:
         chain: Chain | None = None
         requests = 0
+        rotated_in = False
 
     class Turn(UpstreamTurn):
         async def frames(self) -> AsyncIterator[bytes | str]:

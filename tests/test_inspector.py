@@ -215,6 +215,7 @@ async def test_rotate_end_and_close_are_audited_and_done(
     last = await Step.objects.filter(session=session).alast()
     assert last is not None
     assert last.mode == "delta"
+    assert last.socket == "rotated"  # it said "reused": the warm-up had used the new socket
     after = [c for c in sim_server.connections() if c["transport"] == "websocket"]
     assert len(after) == before + 1
     # The new connection was warmed with the whole context, then the step was a delta on it.

@@ -114,7 +114,7 @@ class AgentLoop:
     async def step(self, fields: dict[str, Any]) -> StepOutcome:
         context = list(self.context)
         started_ms = (time.monotonic() - self.started) * 1000
-        rotated = await self.host.rotate_if_due(fields, context)
+        await self.host.rotate_if_due(fields, context)
         retries, resent = 0, False
         while True:
             halted = self.host.stop.halted()
@@ -159,7 +159,7 @@ class AgentLoop:
                             asyncio.sleep(backoff(retries, turn.error))
                         )
                         continue
-                return await self.finish(turn, partials, saved, retries, rotated, started_ms)
+                return await self.finish(turn, partials, saved, retries, started_ms)
             # The transport broke: halted (by the user, or a lost lease), or lost.
             halted = self.host.stop.halted()
             if halted or partials or saved:
@@ -168,7 +168,7 @@ class AgentLoop:
                 await self.keep_partials(partials, status)
                 if turn is not None:
                     turn.cut_short()
-                    await self.record(turn, status, saved, retries, rotated, started_ms)
+                    await self.record(turn, status, saved, retries, started_ms)
                 if halted == "stopped":
                     return StepOutcome("stopped", "Stopped. The partial reply is kept.")
                 reason = "The run was interrupted." if halted else str(error)
@@ -191,14 +191,13 @@ class AgentLoop:
         partials: dict[str, Partial],
         saved: list[Item],
         retries: int,
-        rotated: bool,
         started_ms: float,
     ) -> StepOutcome:
         assert turn.terminal is not None
         status, message = _outcome(turn.terminal)
         if partials:
             await self.keep_partials(partials, "interrupted")
-        step = await self.record(turn, status, saved, retries, rotated, started_ms)
+        step = await self.record(turn, status, saved, retries, started_ms)
         calls = [item for item in saved if item.kind == "function_call"]
         return StepOutcome(status, message, calls if status == "completed" else [], step)
 
@@ -248,11 +247,8 @@ class AgentLoop:
         status: str,
         saved: list[Item],
         retries: int,
-        rotated: bool,
         started_ms: float,
     ) -> Step:
-        if rotated and turn.metrics.socket == "reused":
-            turn.metrics.socket = "rotated"
         step = transcript.new_step(
             self.session,
             turn.metrics,

@@ -49,6 +49,7 @@ class HttpUpstream:
         self.client = client
         self.chain: Chain | None = None
         self.requests = 0
+        self.rotated_in = False  # HTTP has no socket to rotate
         self.recorder: FrameRecorder | None = None
         self._response: Any = None
         self._closing: asyncio.Future[None] | None = None

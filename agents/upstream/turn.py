@@ -54,6 +54,7 @@ class ChainHolder(Protocol):
 
     chain: Chain | None
     requests: int
+    rotated_in: bool  # a rotation opened it and no step has run on it yet (only its warm-up)
 
 
 @dataclass
@@ -80,6 +81,9 @@ class UpstreamTurn:
             body["generate"] = False
         self.metrics.mode = chosen.mode if generate else "warm"
         self.metrics.socket = "reused" if self.holder.requests else "fresh"
+        if generate and self.holder.rotated_in:
+            self.metrics.socket = "rotated"  # the first step on it, whenever the rotation was
+            self.holder.rotated_in = False
         self.metrics.previous_response_id = chosen.previous_response_id or ""
         self.holder.chain = None
         self.holder.requests += 1

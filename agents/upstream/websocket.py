@@ -39,6 +39,7 @@ class UpstreamSocket:
     opened: float = field(default_factory=time.monotonic)
     requests: int = 0
     chain: Chain | None = None
+    rotated_in: bool = False
 
     @property
     def age(self) -> float:
@@ -161,6 +162,7 @@ class UpstreamSession:
             except BaseException:
                 fresh.abort()
                 raise
+            fresh.rotated_in = True
             self.socket = fresh
         with suppress(Exception):
             await asyncio.wait_for(old.connection.close(), 2)
