@@ -101,19 +101,117 @@
       }
     }
   });
-  // Copy buttons: data-copy names the field whose value goes to the clipboard.
+  // Copy buttons. data-copy is "item" (the message's text, or a tool call's or output's),
+  // "code" (the code block the button sits in) or the selector of a field whose value it copies.
+  // Code blocks come from the server's Markdown, which carries no button: each gets one here.
+  function copiedText(button) {
+    var spec = button.dataset.copy;
+    if (spec === "item") {
+      // A message: its text as written (Markdown), kept in a <template>; a tool item: its <pre>.
+      var item = button.closest(".item");
+      var source = item && item.querySelector("template.source");
+      var pre = item && item.querySelector("pre");
+      return source ? source.content.textContent : pre ? pre.textContent : null;
+    }
+    if (spec === "code") {
+      var code = button.parentElement.querySelector("pre");
+      return code ? code.textContent : null;
+    }
+    var field = document.querySelector(spec);
+    return field ? field.value : null;
+  }
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("button[data-copy]");
-    var field = button && document.querySelector(button.dataset.copy);
-    if (!field) {
+    var text = button && copiedText(button);
+    if (text === null || text === undefined) {
       return;
     }
-    navigator.clipboard.writeText(field.value).then(function () {
+    navigator.clipboard.writeText(text).then(function () {
       button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 2000);
     }, function () {
-      field.select(); // no clipboard (an insecure origin): the user copies the selection
+      var field = button.dataset.copy.charAt(0) === "#" && document.querySelector(button.dataset.copy);
+      if (field) {
+        field.select(); // no clipboard (an insecure origin): the user copies the selection
+      }
       button.textContent = "Press Ctrl+C";
     });
+  });
+  function addCodeButtons() {
+    document.querySelectorAll(".item .body pre").forEach(function (pre) {
+      if (pre.parentElement.classList.contains("code-block")) {
+        return;
+      }
+      var block = document.createElement("div");
+      block.className = "code-block";
+      pre.parentElement.insertBefore(block, pre);
+      block.appendChild(pre);
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "copy";
+      button.dataset.copy = "code";
+      button.setAttribute("aria-label", "Copy this code");
+      button.textContent = "Copy";
+      block.appendChild(button);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", addCodeButtons);
+  document.addEventListener("htmx:wsAfterMessage", addCodeButtons);
+
+  // Follow the stream: while the user sees the end of the transcript, new output keeps it in
+  // view, just above the composer; once they scroll up to read, the page stays put and "Jump to
+  // latest" appears. (The end of the transcript, not of the page: the settings column is longer.)
+  var FOLLOW_SLACK_PX = 80;
+  var following = true;
+  function overshoot() {
+    var transcript = document.getElementById("transcript");
+    var bar = document.querySelector(".composer-bar");
+    if (!transcript) {
+      return 0;
+    }
+    var visible = window.innerHeight - (bar ? bar.offsetHeight : 0);
+    return transcript.getBoundingClientRect().bottom - visible;
+  }
+  function atLatest() {
+    return overshoot() <= FOLLOW_SLACK_PX;
+  }
+  function showJump(show) {
+    var jump = document.getElementById("jump-latest");
+    if (jump) {
+      jump.hidden = !show;
+    }
+  }
+  function toLatest() {
+    var below = overshoot();
+    if (below > 0) {
+      window.scrollBy(0, below);
+    }
+  }
+  window.addEventListener("scroll", function () {
+    following = atLatest();
+    if (following) {
+      showJump(false);
+    }
+  }, { passive: true });
+  document.addEventListener("htmx:wsBeforeMessage", function () {
+    following = atLatest();
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    if (!document.getElementById("transcript")) {
+      return;
+    }
+    if (following) {
+      toLatest();
+    } else {
+      showJump(true);
+    }
+  });
+  document.addEventListener("click", function (event) {
+    if (event.target.id === "jump-latest") {
+      following = true;
+      showJump(false);
+      toLatest();
+    }
   });
   document.addEventListener("htmx:wsConfigSend", function (event) {
     if (event.target.id === "composer") {

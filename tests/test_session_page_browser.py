@@ -3,6 +3,7 @@ where the user is looking, and what the user chose is what the next step uses.""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -221,6 +222,9 @@ def test_a_stopped_step_says_how_long_it_streamed(
     page.fill("textarea[name=message]", "/chat 400 the tides of the Atlantic coast")
     page.click("#send")
     expect(page.locator("#transcript .item.live .streaming")).not_to_have_text("")
+    # Send has become Stop, in the same row.
+    expect(page.locator("#send")).to_be_hidden()
+    expect(page.locator(".composer-row #stop")).to_be_visible()
     page.wait_for_timeout(1_500)
     page.click("#stop")
     expect(page.locator("#status")).to_have_attribute("data-busy", "false")
@@ -254,3 +258,92 @@ def test_the_live_step_lines_show_the_tool_time_as_a_reload_does(page: Page) -> 
     page.reload()
     expect(page.locator("#status")).to_have_attribute("data-busy", "false")
     assert page.locator("#transcript .step").all_inner_texts() == live
+
+
+CODE = 'def tide(port):\n    return f"High water at {port}"'
+TRANSCRIPT = [
+    {"type": "message", "role": "user", "content": "Tides at Brest?"},
+    {"type": "function_call", "call_id": "call_1", "name": "tide_table",
+     "arguments": '{"port": "Brest"}'},
+    {"type": "function_call_output", "call_id": "call_1", "output": "High water at 06:12"},
+    {"type": "message", "role": "assistant", "content": [{"type": "output_text",
+     "text": f"High water is at 06:12.\n\n```python\n{CODE}\n```"}]},
+]  # fmt: skip
+
+
+def imported(page: Page, tmp_path: Path) -> None:
+    """A new session from a file: a tool call, its output, and a reply with a code block."""
+    items = [{"position": n, "data": data} for n, data in enumerate(TRANSCRIPT)]
+    document = {
+        "format": "agent-playground.session",
+        "version": 1,
+        "session": {"title": "Imported tides", "model": "sim"},
+        "tools": [],
+        "steps": [],
+        "items": items,
+    }
+    path = tmp_path / "session.json"
+    path.write_text(json.dumps(document))
+    page.goto("/")
+    page.set_input_files("#import input[type=file]", str(path))
+    page.locator("#import button[type=submit]").click()
+    page.wait_for_url("**/sessions/*/")
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+
+
+def clipboard(page: Page) -> str:
+    text: str = page.evaluate("navigator.clipboard.readText()")
+    return text
+
+
+@pytest.mark.timeout(60)
+def test_messages_code_blocks_and_tool_calls_copy_in_one_click(page: Page, tmp_path: Path) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    imported(page, tmp_path)
+    reply = page.locator("#transcript .item.message.assistant")
+    reply.locator(".who button.copy").click()
+    expect(reply.locator(".who button.copy")).to_have_text("Copied")
+    assert clipboard(page).startswith("High water is at 06:12.")
+    reply.locator(".code-block button.copy").click()
+    assert clipboard(page).strip() == CODE
+    page.locator("#transcript .item.function_call button.copy").click()
+    assert clipboard(page) == 'tide_table({"port": "Brest"})'  # the call as shown
+    page.locator("#transcript .item.function_call_output button.copy").click()
+    assert clipboard(page) == "High water at 06:12"
+
+
+# The end of the transcript is in view (above the composer bar, which sits at the bottom).
+AT_LATEST = "document.getElementById('transcript').getBoundingClientRect().bottom <= innerHeight"
+
+
+@pytest.mark.timeout(90)
+def test_the_page_follows_the_stream_until_the_user_scrolls_up(
+    browser: Browser, reading_pace: LiveServer
+) -> None:
+    context = browser.new_context(
+        base_url=reading_pace.base_url, viewport={"width": 1280, "height": 500}
+    )
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.goto("/")
+    page.click("#new-session")
+    page.wait_for_url("**/sessions/*/")
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+    page.fill("textarea[name=message]", "/chat 600 the tides of the Atlantic coast")
+    page.click("#send")
+    # The transcript grows past the window, and its end stays in view.
+    page.wait_for_function("document.getElementById('transcript').scrollHeight > innerHeight")
+    page.wait_for_timeout(500)
+    assert page.evaluate(AT_LATEST)
+    expect(page.locator("#jump-latest")).to_be_hidden()
+    # The user scrolls up to read: the page stays put, and offers the way back.
+    page.mouse.wheel(0, -2_000)
+    page.wait_for_function("window.scrollY < 50")
+    expect(page.locator("#jump-latest")).to_be_visible()
+    page.wait_for_timeout(1_000)
+    assert page.evaluate("window.scrollY") < 50
+    page.click("#jump-latest")
+    assert page.evaluate(AT_LATEST)
+    expect(page.locator("#jump-latest")).to_be_hidden()
+    page.click("#stop")
+    context.close()
