@@ -4,13 +4,16 @@ from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
-from playground import views
+from playground import sidebar, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("sessions/new/", views.session_new, name="session-new"),
     path("sessions/import/", views.session_import, name="session-import"),
+    path("sessions/", sidebar.session_search, name="session-search"),
     path("sessions/<uuid:session_id>/", views.session_detail, name="session"),
+    path("sessions/<uuid:session_id>/rename/", sidebar.session_rename, name="session-rename"),
+    path("sessions/<uuid:session_id>/delete/", sidebar.session_delete, name="session-delete"),
     path("sessions/<uuid:session_id>/settings/", views.session_settings, name="session-settings"),
     path("sessions/<uuid:session_id>/tools/", views.tool_save, name="tool-new"),
     path("sessions/<uuid:session_id>/tools/<int:tool_id>/", views.tool_save, name="tool-save"),

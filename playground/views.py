@@ -8,7 +8,6 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -16,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from agents.live import wire
 from agents.live.store import context_store
 from agents.models import Item, Session, ShareLink, Step, Tool
-from playground import exchange, quotas, share
+from playground import exchange, quotas, share, sidebar
 from playground.access import browser_key_hash, visible_sessions
 from playground.forms import ImportForm, SessionSettingsForm, ShareLinkForm, ToolForm
 from playground.render import transcript_rows
@@ -124,10 +123,11 @@ def session_new(request: HttpRequest) -> HttpResponse:
 @require_GET
 async def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     user = await request.auser()
-    queryset = visible_sessions(user, request.session.session_key)
-    session = await queryset.filter(pk=session_id).afirst()
+    key = request.session.session_key
+    session = await visible_sessions(user, key).filter(pk=session_id).afirst()
     if session is None:  # the page itself, not Django's 404 (with DEBUG: its URL patterns)
         return render(request, "playground/not_found.html", status=404)
+    listed = [found async for found in sidebar.listed(visible_sessions(user, key))]
     items = [item async for item in Item.objects.filter(session=session).order_by("position")]
     steps = {step.pk: step async for step in Step.objects.filter(session=session)}
     hot = await context_store().get(str(session.pk))
@@ -140,6 +140,7 @@ async def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
         "rows": transcript_rows(items, steps),
         "form": SessionSettingsForm(instance=session),
         "busy": bool(hot.get("running")),
+        **sidebar.context(listed, session.pk),
     }
     return render(request, "playground/session.html", context)
 
@@ -158,9 +159,8 @@ def session_settings(request: HttpRequest, session_id: str) -> HttpResponse:
     if not saved:
         response.status_code = 422  # swapped all the same (templates/base.html): errors inline
         return response
-    # A rename shows at once: the heading out of band, and the tab's title (htmx reads it).
-    heading = render_to_string("playground/session.html#heading", {"session": session, "oob": True})
-    response.write(heading)
+    # A rename shows at once: the heading, the tab's title and the sidebar, out of band.
+    response.write(sidebar.renamed(session, queryset))
     return response
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.liveserver import LiveServer
 
@@ -347,3 +347,44 @@ def test_the_page_follows_the_stream_until_the_user_scrolls_up(
     expect(page.locator("#jump-latest")).to_be_hidden()
     page.click("#stop")
     context.close()
+
+
+def rename_in_sidebar(page: Page, row: Locator, title: str) -> None:
+    page.once("dialog", lambda dialog: dialog.accept(title))
+    row.hover()
+    row.locator("button.rename").click()
+
+
+@pytest.mark.timeout(90)
+def test_the_sidebar_lists_searches_renames_and_deletes_sessions(page: Page) -> None:
+    rows = page.locator("#session-list li")
+    first = page.url
+    rename_in_sidebar(page, rows.filter(has=page.locator("a[aria-current=page]")), "Tide tables")
+    expect(page.locator("#session-list li.current a")).to_have_text("Tide tables")
+    expect(page.locator("h1")).to_have_text("Tide tables")  # the page's own heading too
+
+    page.click("#sidebar-new")
+    page.wait_for_url(lambda url: url != first and "/sessions/" in url)
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+    rename_in_sidebar(page, page.locator("#session-list li.current"), "Harbour notes")
+    expect(page.locator("#session-list li.current a")).to_have_text("Harbour notes")
+    expect(page.locator("#session-list li.current a")).to_have_attribute("aria-current", "page")
+    expect(rows).to_have_count(2)
+
+    page.fill("#session-search", "tide")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("a")).to_have_text("Tide tables")
+    page.fill("#session-search", "")
+    expect(rows).to_have_count(2)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    other = rows.filter(has_text="Tide tables")
+    other.hover()
+    other.locator("button.delete").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("a")).to_have_text("Harbour notes")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#session-list li.current button.delete").click()
+    page.wait_for_url(lambda url: "/sessions/" not in url)  # the page's own session is gone
+    expect(page.locator("#sessions")).to_contain_text("No sessions yet.")
