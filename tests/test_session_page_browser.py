@@ -356,7 +356,9 @@ def rename_in_sidebar(page: Page, row: Locator, title: str) -> None:
 
 
 @pytest.mark.timeout(90)
-def test_the_sidebar_lists_searches_renames_and_deletes_sessions(page: Page) -> None:
+def test_the_sidebar_lists_searches_renames_and_deletes_sessions(
+    page: Page, live: LiveServer
+) -> None:
     rows = page.locator("#session-list li")
     first = page.url
     rename_in_sidebar(page, rows.filter(has=page.locator("a[aria-current=page]")), "Tide tables")
@@ -388,3 +390,26 @@ def test_the_sidebar_lists_searches_renames_and_deletes_sessions(page: Page) -> 
     page.locator("#session-list li.current button.delete").click()
     page.wait_for_url(lambda url: "/sessions/" not in url)  # the page's own session is gone
     expect(page.locator("#sessions")).to_contain_text("No sessions yet.")
+    # Their runners (each page's socket started one) end without a trace in the server's log.
+    page.wait_for_timeout(500)
+    assert "Traceback" not in live.output(), live.output()
+
+
+@pytest.mark.timeout(60)
+def test_the_theme_switches_between_system_light_and_dark_and_is_kept(page: Page) -> None:
+    background = "getComputedStyle(document.body).backgroundColor"
+    button = page.locator("#theme")
+    expect(button).to_have_text("Theme: system")
+    button.click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "light")
+    assert page.evaluate(background) == "rgb(255, 255, 255)"
+    button.click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    expect(button).to_have_text("Theme: dark")
+    dark = page.evaluate(background)
+    assert dark != "rgb(255, 255, 255)"
+    page.reload()  # kept, and applied before the page paints
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    assert page.evaluate(background) == dark
+    button.click()  # back to the system's
+    expect(page.locator("html")).not_to_have_attribute("data-theme", re.compile("."))
