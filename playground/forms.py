@@ -55,7 +55,11 @@ class SessionSettingsForm(TextModelForm):
     class Meta:
         model = Session
         fields = ["title", "model", "instructions", "store", "transport", "max_steps"]
-        widgets = {"instructions": forms.Textarea(attrs={"rows": 6})}
+        # The model: free text, with the upstream's models as suggestions (#models, a datalist).
+        widgets = {
+            "instructions": forms.Textarea(attrs={"rows": 6}),
+            "model": forms.TextInput(attrs={"list": "models", "autocomplete": "off"}),
+        }
         help_texts = {
             "store": "Ask the upstream to keep responses (store=true). Off: nothing is kept "
             "beyond the socket's cache.",

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from agents.live import wire
 from agents.live.store import context_store
 from agents.models import Item, Session, ShareLink, Step, Tool
-from playground import exchange, quotas, share, sidebar
+from playground import exchange, model_picker, quotas, share, sidebar
 from playground.access import browser_key_hash, visible_sessions
 from playground.forms import ImportForm, SessionSettingsForm, ShareLinkForm, ToolForm
 from playground.render import transcript_rows
@@ -141,6 +141,7 @@ async def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
         "form": SessionSettingsForm(instance=session),
         "busy": bool(hot.get("running")),
         **sidebar.context(listed, session.pk),
+        "model_names": await model_picker.model_names(),
     }
     return render(request, "playground/session.html", context)
 

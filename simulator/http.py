@@ -35,9 +35,23 @@ async def serve_http(sim: Host, scope: Scope, receive: Receive, send: Send) -> N
         await _create(sim, scope, receive, send)
     elif (match := RETRIEVE.search(path)) and method == "GET":
         await _retrieve(sim, match.group(1), send)
+    elif path.endswith("/models") and method == "GET":
+        await send_json(send, 200, models_page())
     else:
         error = RequestError(404, None, f"Unknown path: {method} {scope['path']}.", None)
         await send_json(send, 404, error.http_body())
+
+
+# What GET /v1/models lists, as the OpenAI API does. The simulator answers to any model name the
+# same way; these are suggestions for a client's model picker.
+MODELS = ("sim", "sim-mini", "sim-large")
+
+
+def models_page() -> dict[str, Any]:
+    data = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "simulator"} for name in MODELS
+    ]
+    return {"object": "list", "data": data}
 
 
 async def _create(sim: Host, scope: Scope, receive: Receive, send: Send) -> None:

@@ -188,3 +188,10 @@ def test_a_mid_stream_fault_ends_the_http_stream_with_response_failed(client: Op
     assert failed.error is not None
     assert failed.error.code == "server_error"
     assert http_events(client, input="/chat 20 storms")[-1].type == "response.completed"
+
+
+def test_the_sdk_lists_the_models_a_picker_offers(client: OpenAI) -> None:
+    """``GET /v1/models``, as the OpenAI API answers it: the playground's model picker asks."""
+    models = client.models.list()
+    assert [model.id for model in models.data] == ["sim", "sim-mini", "sim-large"]
+    assert {model.object for model in models.data} == {"model"}

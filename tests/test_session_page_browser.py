@@ -413,3 +413,21 @@ def test_the_theme_switches_between_system_light_and_dark_and_is_kept(page: Page
     assert page.evaluate(background) == dark
     button.click()  # back to the system's
     expect(page.locator("html")).not_to_have_attribute("data-theme", re.compile("."))
+
+
+@pytest.mark.timeout(60)
+def test_the_model_field_suggests_the_upstreams_models_and_keeps_free_text(page: Page) -> None:
+    field = page.locator("#id_model")
+    expect(field).to_have_attribute("list", "models")
+    options = page.locator("datalist#models option")
+    assert sorted(options.evaluate_all("all => all.map(option => option.value)")) == [
+        "sim", "sim-large", "sim-mini"
+    ]  # fmt: skip
+    page.fill("#id_model", "sim-mini")
+    save_settings(page)
+    expect(page.locator("#settings .saved")).to_be_visible()
+    page.reload()
+    expect(page.locator("#id_model")).to_have_value("sim-mini")
+    page.fill("#id_model", "my-own-gateway-model")  # not in the list: still free text
+    save_settings(page)
+    expect(page.locator("#settings .saved")).to_be_visible()
