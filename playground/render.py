@@ -97,8 +97,40 @@ def waterfall(steps: list[Step] | tuple[Step, ...]) -> dict[str, Any]:
                 "step": step,
             }
         )
-    height = len(rows) * WATERFALL_ROW
-    return {"rows": rows, "width": WATERFALL_WIDTH, "height": height, "total_ms": end}
+    axis_y = len(rows) * WATERFALL_ROW + 4
+    ticks = [
+        {"x": round(160 + at * scale, 1), "label": _duration(at)} for at in _tick_times(end)
+    ]
+    height = axis_y + WATERFALL_AXIS
+    return {
+        "rows": rows,
+        "width": WATERFALL_WIDTH,
+        "height": height,
+        "total_ms": end,
+        "axis_y": axis_y,
+        "ticks": ticks,
+    }
+
+
+WATERFALL_AXIS = 22  # px below the rows: the time axis and its labels
+MAX_TICKS = 6
+
+
+def _tick_times(end_ms: float) -> list[float]:
+    """Round times from 0 to ``end_ms``: a step of 1, 2 or 5 times a power of ten, at most
+    ``MAX_TICKS`` of them."""
+    step = 1.0
+    while end_ms / step > MAX_TICKS - 1:
+        for factor in (2.0, 2.5, 2.0):  # 1 → 2 → 5 → 10: each a round number
+            step *= factor
+            if end_ms / step <= MAX_TICKS - 1:
+                break
+    count = int(end_ms // step)
+    return [index * step for index in range(count + 1)]
+
+
+def _duration(ms: float) -> str:
+    return f"{ms / 1000:g} s" if ms >= 1000 else f"{ms:g} ms"
 
 
 async def durable_rows(session_id: str, below: int | None, open_run: int | None) -> list[Any]:

@@ -23,7 +23,7 @@ from agents.run.events import (
     TurnEnded,
     TurnStarted,
 )
-from playground.render import event_html, viewer_event_html
+from playground.render import event_html, viewer_event_html, waterfall
 
 pytestmark = pytest.mark.unit
 
@@ -238,3 +238,15 @@ def test_hostile_text_is_shown_as_text(event: RunEvent) -> None:
 def test_a_lone_surrogate_from_the_upstream_is_shown_as_a_replacement() -> None:
     assert "a\ufffdb" in event_html(TextDelta("k", "a\ud800b"))
     assert "a\ufffdb" in event_html(ItemDone("k", message("assistant", "a\udfffb")))
+
+
+def test_a_waterfall_has_a_time_axis_with_round_ticks_and_a_legend() -> None:
+    steps = (step(started_ms=0.0, duration_ms=300.0, tool_ms=150.0), step(started_ms=450.0))
+    chart = waterfall(steps)
+    assert [tick["label"] for tick in chart["ticks"]] == ["0 ms", "200 ms", "400 ms", "600 ms"]
+    assert chart["ticks"][0]["x"] == 160  # the rows' time starts there
+    assert chart["height"] > chart["axis_y"] >= len(steps) * 18
+    html = event_html(TurnEnded("completed", "", steps))
+    for key in ("model (delta)", "model (full context)", "warm-up", "tools"):
+        assert key in html
+    assert html.count('text-anchor="middle"') == 4
