@@ -98,9 +98,7 @@ def waterfall(steps: list[Step] | tuple[Step, ...]) -> dict[str, Any]:
             }
         )
     axis_y = len(rows) * WATERFALL_ROW + 4
-    ticks = [
-        {"x": round(160 + at * scale, 1), "label": _duration(at)} for at in _tick_times(end)
-    ]
+    ticks = [{"x": round(160 + at * scale, 1), "label": _duration(at)} for at in _tick_times(end)]
     height = axis_y + WATERFALL_AXIS
     return {
         "rows": rows,
