@@ -141,6 +141,8 @@ class Step(models.Model):
     mode = models.CharField(max_length=10, choices=Mode.choices)
     socket = models.CharField(max_length=10, choices=Socket.choices)
     status = models.CharField(max_length=20)  # completed, incomplete, failed, stopped
+    # The session's model when the step ran (what prices it); empty for steps from before.
+    model = models.CharField(max_length=100, blank=True, default="")
     bytes_sent = models.PositiveIntegerField(default=0)
     ttft_ms = models.FloatField(null=True)
     duration_ms = models.FloatField(default=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -73,3 +75,32 @@ def env_secret(name: str) -> str:
             return handle.read().strip()
     except OSError as exc:
         raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc.strerror}.") from exc
+
+
+Prices = dict[str, tuple[float, float, float]]
+
+
+def env_prices(name: str, default: Prices) -> Prices:
+    """A JSON object of model → [input, cached input, output] prices, merged over ``default``:
+    ``{"my-model": [1.25, 0.125, 10]}``. Each price a finite number ≥ 0."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return dict(default)
+    try:
+        parsed = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not JSON: {exc}.") from exc
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object of model: [in, cached, out].")
+    prices = dict(default)
+    for model, value in parsed.items():
+        if (
+            not isinstance(value, list)
+            or len(value) != 3
+            or not all(isinstance(p, int | float) and 0 <= p < math.inf for p in value)
+        ):
+            raise ImproperlyConfigured(
+                f"{name}[{model!r}] must be [input, cached input, output], numbers ≥ 0."
+            )
+        prices[model] = (float(value[0]), float(value[1]), float(value[2]))
+    return prices

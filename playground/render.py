@@ -28,6 +28,7 @@ from agents.run.events import (
     TurnStarted,
 )
 from agents.scalar_text import scrub, valid_text
+from playground import costs
 from playground.markdown import render_markdown
 
 PAGE = "playground/session.html"
@@ -107,6 +108,7 @@ def waterfall(steps: list[Step] | tuple[Step, ...]) -> dict[str, Any]:
         "total_ms": end,
         "axis_y": axis_y,
         "ticks": ticks,
+        "cost": costs.usd(costs.run_cost(ordered)),
     }
 
 

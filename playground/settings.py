@@ -12,7 +12,16 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from playground.env import env_bool, env_choice, env_float, env_int, env_list, env_secret, env_str
+from playground.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_prices,
+    env_secret,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -143,6 +152,21 @@ elif not OPENAI_API_KEY:
 UPSTREAM_MODEL = env_str("UPSTREAM_MODEL", "sim" if UPSTREAM_IS_EMBEDDED else "gpt-5-mini")
 # How long a session's upstream socket outlives its last browser socket.
 IDLE_GRACE_SECONDS = env_float("IDLE_GRACE_SECONDS", 300.0)
+
+# What a step costs (playground/costs.py): USD per million tokens, [input, cached input, output],
+# by model. MODEL_PRICES (JSON) adds models or replaces these. The simulator's models are priced
+# like OpenAI's GPT-5 family, so its figures read like a real run's.
+MODEL_PRICES = env_prices(
+    "MODEL_PRICES",
+    {
+        "gpt-5": (1.25, 0.125, 10.0),
+        "gpt-5-mini": (0.25, 0.025, 2.0),
+        "gpt-5-nano": (0.05, 0.005, 0.4),
+        "sim": (0.25, 0.025, 2.0),
+        "sim-mini": (0.05, 0.005, 0.4),
+        "sim-large": (1.25, 0.125, 10.0),
+    },
+)
 # Make-before-break rotation of an upstream socket older than this, at a step boundary (the
 # OpenAI limit is 60 minutes; xAI's 25).
 ROTATE_AFTER_SECONDS = env_float("ROTATE_AFTER_SECONDS", 55 * 60.0)

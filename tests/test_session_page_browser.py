@@ -255,6 +255,9 @@ def test_the_live_step_lines_show_the_tool_time_as_a_reload_does(page: Page) -> 
     expect(page.locator("#status")).to_have_attribute("data-busy", "false")
     live = page.locator("#transcript .step").all_inner_texts()
     assert any(" · tools " in line for line in live), live  # only a reload showed it
+    # What each step and the run cost, at the simulator's prices ("sim": like gpt-5-mini).
+    assert all(re.search(r" · \$0\.\d+", line) for line in live), live
+    expect(page.locator(".waterfall figcaption")).to_contain_text(re.compile(r"ms, \$0\.\d+"))
     page.reload()
     expect(page.locator("#status")).to_have_attribute("data-busy", "false")
     assert page.locator("#transcript .step").all_inner_texts() == live

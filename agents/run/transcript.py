@@ -102,6 +102,7 @@ def new_step(
     """A step's record, not saved yet."""
     return Step(
         session=session,
+        model=session.model,
         response_id=response_id,
         previous_response_id=metrics.previous_response_id,
         mode=metrics.mode,
