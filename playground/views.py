@@ -19,6 +19,7 @@ from playground import exchange, model_picker, quotas, share, sidebar
 from playground.access import browser_key_hash, visible_sessions
 from playground.forms import ImportForm, SessionSettingsForm, ShareLinkForm, ToolForm
 from playground.render import transcript_rows
+from playground.tool_presets import PRESETS
 from simulator.model import SCENARIOS
 
 
@@ -181,6 +182,7 @@ def tools_context(
         # The saved tool beside its form: a rejected edit must not relabel the tool.
         "tool_forms": [(tool, edit_form(tool)) for tool in tools],
         "new_tool": new or ToolForm(session=session, prefix="new"),
+        "presets": PRESETS,
     }
 
 

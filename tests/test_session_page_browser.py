@@ -434,3 +434,32 @@ def test_the_model_field_suggests_the_upstreams_models_and_keeps_free_text(page:
     page.fill("#id_model", "my-own-gateway-model")  # not in the list: still free text
     save_settings(page)
     expect(page.locator("#settings .saved")).to_be_visible()
+
+
+@pytest.mark.timeout(90)
+def test_presets_add_tools_in_one_click_and_a_form_shows_its_modes_fields(page: Page) -> None:
+    page.get_by_role("button", name="+ Calculator").click()
+    expect(page.locator("#tools details.tool:not(.new) summary code")).to_have_text(["calculator"])
+    page.get_by_role("button", name="+ Mock weather").click()
+    names = page.locator("#tools details.tool:not(.new) summary code")
+    expect(names).to_have_text(["calculator", "get_weather"])
+    expect(page.locator("#tools details.tool:not(.new) summary").first).to_contain_text("Built-in")
+    page.fill("textarea[name=message]", "calculate 17*23+4")
+    page.click("#send")
+    # The calculator, named by a word, is called, and answers.
+    expect(page.locator("#transcript .item.function_call summary")).to_contain_text("calculator")
+    expect(page.locator("#transcript .item.message.assistant.completed")).to_have_count(1)
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+
+    page.locator("#tools details.new summary").click()
+    form = page.locator("#tools details.new form")
+    page.select_option("#id_new-mode", "builtin")
+    expect(form.locator(".field-builtin")).to_be_visible()
+    expect(form.locator(".field-parameters")).to_be_hidden()
+    expect(form.locator(".field-mock_output")).to_be_hidden()
+    page.select_option("#id_new-mode", "mock")
+    expect(form.locator(".field-builtin")).to_be_hidden()
+    expect(form.locator(".field-mock_output")).to_be_visible()
+    page.select_option("#id_new-mode", "manual")
+    expect(form.locator(".field-mock_output")).to_be_hidden()
+    expect(form.locator(".field-parameters")).to_be_visible()
