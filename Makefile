@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: run test test-fast lint types pytest pytest-sqlite pytest-postgres simulator migrate clean \
-	bench staff
+	bench staff screenshots
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 13) else "Python 3.13+ is needed (see .python-version); set PYTHON=/path/to/python3.13")'
@@ -71,6 +71,10 @@ test: lint types pytest
 # or types; under a minute. `make test` before a commit.
 test-fast: $(VENV)/.dev
 	$(BIN)/pytest $(XDIST) -m "unit and not slow" -q $(PYTEST_ARGS)
+
+# The pages' screenshots in docs/img/ (README, docs), taken again by their browser test.
+screenshots: $(VENV)/.dev
+	SCREENSHOTS=update $(BIN)/pytest -p no:randomly tests/test_screenshots_browser.py
 
 # The benchmark suite (docs/benchmarks.md): a few minutes; SCENARIOS="token-latency ..." picks some.
 # It writes its results page, docs/benchmark-results.md, and the raw figures to bench.json.

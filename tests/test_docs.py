@@ -153,9 +153,11 @@ def test_the_readme_is_short() -> None:
     assert len(README.encode()) < 15 * 1024
 
 
-def test_the_readme_shows_the_screenshot() -> None:
-    assert "](docs/img/session.png)" in README
-    assert (DOCS / "img" / "session.png").stat().st_size < 300 * 1024
+def test_the_readme_shows_the_screenshots() -> None:
+    """Taken by tests/test_screenshots_browser.py (``make screenshots``)."""
+    assert "](docs/img/session-tools-1280.png)" in README
+    for shown in re.findall(r"\]\((docs/img/[^)]+\.png)\)", README):
+        assert (ROOT / shown).stat().st_size < 300 * 1024, shown
 
 
 # -- links, targets, paths, commands and files named in the docs --------------------------------

@@ -1,0 +1,102 @@
+"""The pages as a user sees them, at 1280 and 390 px wide: the home page, a session mid-run, a
+finished tool run with its waterfall, a share viewer and the inspector. Each must fit its width
+(no horizontal scrolling). ``make screenshots`` (``SCREENSHOTS=update``) writes them to
+docs/img/, where the README and the docs show them; otherwise they go to a temporary folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.liveserver import LiveServer
+
+PASSWORD = "screenshots-staff-password"
+DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+WIDTHS = {1280: 860, 390: 844}
+TOOL = '{"type": "object", "properties": {"port": {"type": "string"}}}'
+
+
+@pytest.fixture(scope="module")
+def live(migrated_database: Path) -> Iterator[LiveServer]:
+    env = {"SIMULATOR_PROFILE": "realistic"}  # a run lasts long enough to be caught mid-way
+    server = LiveServer(env, template=migrated_database, staff_password=PASSWORD).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return DOCS_IMG if os.environ.get("SCREENSHOTS") == "update" else tmp_path
+
+
+def shoot(page: Page, folder: Path, name: str, width: int) -> None:
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow == 0, f"{name} at {width} px is {overflow} px too wide"
+    page.screenshot(path=folder / f"{name}-{width}.png")
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_every_page_fits_and_is_shot(
+    browser: Browser, live: LiveServer, folder: Path, width: int
+) -> None:
+    viewport = {"width": width, "height": WIDTHS[width]}
+    context = browser.new_context(base_url=live.base_url, viewport=viewport)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    page.goto("/")
+    shoot(page, folder, "home", width)
+
+    page.click("#new-session")
+    page.wait_for_url("**/sessions/*/")
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+    page.fill("#id_title", "Tides at Brest")
+    page.locator("#settings button[type=submit]").click()
+    expect(page.locator("h1")).to_have_text("Tides at Brest")
+    page.get_by_role("button", name="+ Calculator").click()
+    expect(page.locator("#tools details.tool:not(.new)")).to_have_count(1)
+    page.locator("#tools details.new summary").click()
+    page.fill("#id_new-name", "tide_table")
+    page.fill("#id_new-parameters", TOOL)
+    page.fill("#id_new-mock_output", "High water at 06:12, low water at 12:31")
+    page.locator("#tools details.new button[type=submit]").click()
+    expect(page.locator("#tools details.tool:not(.new)")).to_have_count(2)
+    page.fill("textarea[name=message]", "/chat 200 the tides along the Atlantic coast")
+    page.keyboard.press("Enter")
+    expect(page.locator("#transcript .item.live .streaming")).not_to_have_text("")
+    page.wait_for_timeout(1_500)
+    shoot(page, folder, "session-running", width)
+    page.click("#stop")
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+
+    page.fill("textarea[name=message]", "/research 3 tide tables at Brest")
+    page.keyboard.press("Enter")
+    expect(page.locator("#transcript .item.message.assistant.completed")).to_have_count(1)
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+    page.locator(".waterfall").last.scroll_into_view_if_needed()
+    shoot(page, folder, "session-tools", width)
+
+    page.click("#share-create")
+    link = page.locator("#share-url").input_value()
+    viewer = context.new_page()
+    viewer.goto(link)
+    expect(viewer.locator("#shared h1[data-title]")).to_have_text("Tides at Brest")
+    expect(viewer.locator("#transcript .waterfall").last).to_be_visible()
+    shoot(viewer, folder, "viewer", width)
+
+    staff = browser.new_context(base_url=live.base_url, viewport=viewport)
+    inspector = staff.new_page()
+    inspector.goto("/admin/")
+    inspector.fill("#id_username", "staff")
+    inspector.fill("#id_password", PASSWORD)
+    inspector.click("input[type=submit]")
+    session_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    inspector.goto(f"/admin/inspector/{session_id}/")
+    expect(inspector.locator("#chain tr.link").first).to_be_visible()
+    shoot(inspector, folder, "inspector", width)
+    staff.close()
+    context.close()
