@@ -40,6 +40,7 @@ def page_constants(request: object) -> dict[str, object]:
     script restates none of these numbers."""
     return {
         "ack_every": ACK_EVERY,
+        "max_message_chars": MAX_MESSAGE_CHARS,
         "reconnect_codes": " ".join(str(code) for code in RECONNECT_CODES),
     }
 

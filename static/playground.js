@@ -101,6 +101,20 @@
       }
     }
   });
+  // Near the message limit (the last tenth), the composer counts the characters, and says when
+  // the message is over (the server refuses it: MAX_MESSAGE_CHARS, playground/protocol.py).
+  document.addEventListener("input", function (event) {
+    var box = event.target;
+    var count = document.getElementById("char-count");
+    if (!count || !box.dataset || !box.dataset.maxChars) {
+      return;
+    }
+    var limit = Number(box.dataset.maxChars);
+    var length = box.value.length;
+    count.hidden = length < limit * 0.9;
+    count.textContent = length.toLocaleString("en") + " / " + limit.toLocaleString("en");
+    count.classList.toggle("over", length > limit);
+  });
   // Copy buttons. data-copy is "item" (the message's text, or a tool call's or output's),
   // "code" (the code block the button sits in) or the selector of a field whose value it copies.
   // Code blocks come from the server's Markdown, which carries no button: each gets one here.

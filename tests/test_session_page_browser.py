@@ -463,3 +463,17 @@ def test_presets_add_tools_in_one_click_and_a_form_shows_its_modes_fields(page: 
     page.select_option("#id_new-mode", "manual")
     expect(form.locator(".field-mock_output")).to_be_hidden()
     expect(form.locator(".field-parameters")).to_be_visible()
+
+
+@pytest.mark.timeout(60)
+def test_the_composer_counts_characters_near_the_limit(page: Page) -> None:
+    count = page.locator("#char-count")
+    box = page.locator("textarea[name=message]")
+    box.fill("x" * 1_000)
+    expect(count).to_be_hidden()
+    box.fill("x" * 95_000)
+    expect(count).to_have_text("95,000 / 100,000")
+    expect(count).not_to_have_class(re.compile("over"))
+    box.fill("x" * 100_001)
+    expect(count).to_have_text("100,001 / 100,000")
+    expect(count).to_have_class(re.compile("over"))
