@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.liveserver import LiveServer
 
@@ -44,7 +44,7 @@ def shoot(page: Page, folder: Path, name: str, width: int) -> None:
 def test_every_page_fits_and_is_shot(
     browser: Browser, live: LiveServer, folder: Path, width: int
 ) -> None:
-    viewport = {"width": width, "height": WIDTHS[width]}
+    viewport: ViewportSize = {"width": width, "height": WIDTHS[width]}
     context = browser.new_context(base_url=live.base_url, viewport=viewport)
     context.set_default_timeout(30_000)
     page = context.new_page()
