@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from html.parser import HTMLParser
 
 import pytest
 
-from playground.markdown import render_markdown
+from playground import markdown
+from playground.markdown import render_markdown, sanitise
 
 FORBIDDEN_TAGS = {"script", "iframe", "svg", "style", "object", "embed", "img", "math", "form"}
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "xlink:href"}
@@ -69,6 +71,11 @@ HOSTILE = {
     "object": '<object data="javascript:alert(1)"></object>',
     "form": '<form action="javascript:alert(1)"><button>go</button></form>',
     "link-title-breakout": '[x](https://example.com "a\\" onmouseover=\\"alert(1)")',
+    "span-handler": '<span class="k" onclick="alert(1)" style="color:red">x</span>',
+    "fence-html-script": "```html\n<script>alert(1)</script>\n<b onclick=alert(1)>x</b>\n```",
+    "fence-python-script": "```python\nx = '</code></pre><script>alert(1)</script>'\n```",
+    "fence-unknown-script": "```nosuchlanguage\n<script>alert(1)</script>\n```",
+    "fence-info-breakout": '```python" onclick="alert(1)\n<script>alert(1)</script>\n```',
 }
 
 
@@ -117,9 +124,10 @@ def test_lists() -> None:
 def test_code_blocks_keep_their_language_and_escape_their_text() -> None:
     html = render_markdown("```python\nif a < b:\n    print('<b>')\n```")
     assert html.startswith('<pre><code class="language-python">')
-    assert "if a &lt; b:" in html
-    assert "&lt;b&gt;" in html
+    assert re.sub(r"</?span[^>]*>", "", html).count("if a &lt; b:\n    print('&lt;b&gt;')") == 1
     assert "<b>" not in html
+    html = render_markdown("```nosuchlanguage\nif a < b:\n    print('<b>')\n```")
+    assert html.startswith('<pre><code class="language-nosuchlanguage">if a &lt; b:')
     assert render_markdown("    indented").startswith("<pre><code>indented")
 
 
@@ -163,3 +171,119 @@ def test_escaped_hostile_text_is_still_readable() -> None:
     # The user sees what the model wrote, as text.
     html = render_markdown("<script>alert(1)</script>")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+# -- highlighted code blocks -----------------------------------------------------------------------
+
+
+def spans(html: str) -> list[dict[str, str]]:
+    return [attributes for tag, attributes in Elements(html).tags if tag == "span"]
+
+
+def test_a_python_block_is_highlighted_with_short_classes_only() -> None:
+    html = render_markdown("```python\ndef f(a):\n    return a < 2  # small\n```")
+    assert html.startswith('<pre><code class="language-python">')
+    assert '<span class="k">def</span>' in html
+    assert '<span class="nf">f</span>' in html
+    assert '<span class="c1"># small</span>' in html
+    assert "&lt;" in html
+    assert spans(html)
+    assert all(list(attributes) == ["class"] for attributes in spans(html))
+
+
+def test_any_alias_of_a_highlighted_language_is_highlighted() -> None:
+    for fence in ("py", "Python", "python3"):
+        assert '<span class="k">def</span>' in render_markdown(f"```{fence}\ndef f(): pass\n```")
+
+
+def test_an_unknown_language_or_none_is_plain_escaped_text() -> None:
+    for fence in ("nosuchlanguage", ""):
+        html = render_markdown(f"```{fence}\ndef f(): return '<b>'\n```")
+        assert "<span" not in html
+        assert "def f(): return '&lt;b&gt;'" in html
+
+
+def test_html_in_a_highlighted_block_is_escaped_text() -> None:
+    html = render_markdown("```html\n<script>alert(1)</script>\n```")
+    assert '<span class="nt">script</span>' in html
+    assert "&lt;" in html
+    assert_inert(html)
+    html = render_markdown("```python\nx = '</code></pre><script>alert(1)</script>'\n```")
+    assert "&lt;/code&gt;&lt;/pre&gt;&lt;script&gt;" in html
+    assert_inert(html)
+
+
+def test_a_block_over_the_limit_is_plain() -> None:
+    code = "x = 1\n" * (markdown.HIGHLIGHT_MAX_CHARS // 6 + 1)
+    assert len(code) > markdown.HIGHLIGHT_MAX_CHARS
+    html = render_markdown(f"```python\n{code}```")
+    assert "<span" not in html
+    assert html.startswith('<pre><code class="language-python">x = 1\n')
+    assert '<span class="n">x</span>' in render_markdown(f"```python\n{code[:1000]}```")
+
+
+def test_a_block_past_the_deadline_is_plain(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(markdown, "HIGHLIGHT_BUDGET_SECONDS", -1.0)
+    html = render_markdown("```python\ndef past_the_deadline(): pass\n```")
+    assert "<span" not in html
+    assert "def past_the_deadline(): pass" in html
+
+
+# Pygments 2.21.0 lexers that take exponential time (Scala: 38 backslashes, 8 s), or quadratic time
+# in a single match, which the budget cannot stop (each of these: seconds).
+LEFT_OUT = {
+    "scala": '"' + "\\" * 200,
+    "console": "a" * 19_990,
+    "ini": "=" * 19_990,
+    "matlab": "\n" * 19_990,
+    "ocaml": "1" * 19_990,
+    "terraform": "<!--" + " " * 19_990,
+}
+
+
+@pytest.mark.parametrize(("language", "code"), LEFT_OUT.items(), ids=LEFT_OUT.keys())
+def test_a_language_left_out_is_plain_and_cannot_hang(language: str, code: str) -> None:
+    assert language not in markdown.HIGHLIGHTED
+    started = time.thread_time()
+    html = render_markdown(f"```{language}\n{code}\n```")
+    assert time.thread_time() - started < 1
+    assert "<span" not in html
+
+
+def test_a_quadratic_block_stops_at_the_budget_and_is_plain() -> None:
+    # Pygments 2.21.0's C lexer takes quadratic time on newlines (20,000 of them: ~5 s).
+    started = time.thread_time()
+    html = render_markdown("```c\n" + "\n" * (markdown.HIGHLIGHT_MAX_CHARS - 1) + "```")
+    assert time.thread_time() - started < 1
+    assert "<span" not in html
+
+
+@pytest.mark.parametrize("language", sorted(markdown.HIGHLIGHTED))
+def test_every_highlighted_language_is_a_pygments_name_and_stays_fast(language: str) -> None:
+    assert markdown.highlighted_lexer(language).aliases[0] == language
+    # Unterminated strings, comments and tags of escapes: where lexers backtrack exponentially.
+    for opening in ('"', "'", "`", "/", "/*", "#", "<", '<a b="', "${", 'r"', '"""'):
+        for unit in ("\\", "\\\n", " \\", "a\\", "\\'", '\\"'):
+            code = opening + unit * 48 + "\n"
+            started = time.thread_time()
+            render_markdown(f"```{language}\n{code}```")
+            assert time.thread_time() - started < 1, (language, code)
+
+
+def test_the_sanitiser_keeps_a_span_class_and_nothing_else() -> None:
+    html = sanitise(
+        '<pre><code class="language-python"><span class="k" onclick="alert(1)" '
+        'style="color:red" id="x" title="t">def</span><span class="k evil">f</span>'
+        "<span onmouseover=alert(1)>g</span><script>alert(1)</script></code></pre>"
+    )
+    assert_inert(html)
+    assert '<span class="k">def</span>' in html
+    assert [attributes.get("class", "") for attributes in spans(html)] == ["k", "k", ""]
+    assert "style" not in html
+    assert "evil" not in html
+
+
+def test_a_span_in_the_text_is_shown_as_text() -> None:
+    html = render_markdown('<span class="k" onclick="alert(1)">x</span>')
+    assert "<span" not in html
+    assert "&lt;span" in html
