@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
 from tests.liveserver import LiveServer
 
@@ -21,18 +21,29 @@ def live(migrated_database: Path) -> Iterator[LiveServer]:
     server.stop()
 
 
-@pytest.fixture
-def page(browser: Browser, live: LiveServer) -> Iterator[Page]:
-    """A new session's page, its socket connected."""
-    context = browser.new_context(base_url=live.base_url)
+# Playwright's own default window (viewport=None would mean no viewport at all).
+DEFAULT_VIEWPORT: ViewportSize = {"width": 1280, "height": 720}
+
+
+def new_session_page(
+    browser: Browser, server: LiveServer, viewport: ViewportSize = DEFAULT_VIEWPORT
+) -> Page:
+    """A new session's page in a new browser context (its own visitor), its socket connected."""
+    context = browser.new_context(base_url=server.base_url, viewport=viewport)
     context.set_default_timeout(20_000)
     tab = context.new_page()
     tab.goto("/")
     tab.click("#new-session")
     tab.wait_for_url("**/sessions/*/")
     expect(tab.locator("#status")).to_have_attribute("data-busy", "false")
+    return tab
+
+
+@pytest.fixture
+def page(browser: Browser, live: LiveServer) -> Iterator[Page]:
+    tab = new_session_page(browser, live)
     yield tab
-    context.close()
+    tab.context.close()
 
 
 def fill_unchecked(page: Page, text: str) -> None:
@@ -212,13 +223,7 @@ def reading_pace(migrated_database: Path) -> Iterator[LiveServer]:
 def test_a_stopped_step_says_how_long_it_streamed(
     browser: Browser, reading_pace: LiveServer
 ) -> None:
-    context = browser.new_context(base_url=reading_pace.base_url)
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    page.goto("/")
-    page.click("#new-session")
-    page.wait_for_url("**/sessions/*/")
-    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+    page = new_session_page(browser, reading_pace)
     page.fill("textarea[name=message]", "/chat 400 the tides of the Atlantic coast")
     page.click("#send")
     expect(page.locator("#transcript .item.live .streaming")).not_to_have_text("")
@@ -236,7 +241,7 @@ def test_a_stopped_step_says_how_long_it_streamed(
     page.reload()  # the run's waterfall as the database keeps it
     bar = page.locator(".waterfall rect.model").last
     assert float(str(bar.get_attribute("width"))) > 0
-    context.close()
+    page.context.close()
 
 
 @pytest.mark.timeout(90)
@@ -323,15 +328,7 @@ AT_LATEST = "document.getElementById('transcript').getBoundingClientRect().botto
 def test_the_page_follows_the_stream_until_the_user_scrolls_up(
     browser: Browser, reading_pace: LiveServer
 ) -> None:
-    context = browser.new_context(
-        base_url=reading_pace.base_url, viewport={"width": 1280, "height": 500}
-    )
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    page.goto("/")
-    page.click("#new-session")
-    page.wait_for_url("**/sessions/*/")
-    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+    page = new_session_page(browser, reading_pace, {"width": 1280, "height": 500})
     page.fill("textarea[name=message]", "/chat 600 the tides of the Atlantic coast")
     page.click("#send")
     # The transcript grows past the window, and its end stays in view.
@@ -349,7 +346,7 @@ def test_the_page_follows_the_stream_until_the_user_scrolls_up(
     assert page.evaluate(AT_LATEST)
     expect(page.locator("#jump-latest")).to_be_hidden()
     page.click("#stop")
-    context.close()
+    page.context.close()
 
 
 def rename_in_sidebar(page: Page, row: Locator, title: str) -> None:
