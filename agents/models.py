@@ -9,6 +9,22 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+DEFAULT_TITLE = "New session"
+AUTO_TITLE_CHARS = 60  # what a session's first message gives its default title (about)
+
+
+def title_from_message(text: str, limit: int = AUTO_TITLE_CHARS) -> str:
+    """A title from a user's message: its whitespace collapsed, cut at a word boundary with an
+    ellipsis when longer than ``limit`` characters ("" for a blank message)."""
+    words = " ".join(text.split())
+    if len(words) <= limit:
+        return words
+    cut = words[: limit + 1]
+    space = cut.rfind(" ")
+    # A word longer than half the title is cut where the limit falls, not dropped whole.
+    head = cut[:space] if space > limit // 2 else words[:limit]
+    return head.rstrip(" ,;:.-") + "…"
+
 
 class Session(models.Model):
     """One conversation with an agent; owned by a user, or by an anonymous browser session."""
@@ -20,7 +36,7 @@ class Session(models.Model):
     # The SHA-256 (hex) of an anonymous owner's Django session key, never the key itself
     # (playground/access.py); empty when `owner` is set.
     browser_key = models.CharField(max_length=64, blank=True, db_index=True)
-    title = models.CharField(max_length=200, default="New session")
+    title = models.CharField(max_length=200, default=DEFAULT_TITLE)
     model = models.CharField(max_length=100)
     instructions = models.TextField(blank=True)
     store = models.BooleanField(default=False)
@@ -39,9 +55,11 @@ class Session(models.Model):
     updated = models.DateTimeField(auto_now=True)
     # The fencing token of the runner that may write the transcript (agents/live/lease.py).
     fence = models.PositiveBigIntegerField(default=0, editable=False)
+    # Listed first in the sidebar (playground/sidebar.py).
+    pinned = models.BooleanField(default=False)
 
     class Meta:
-        ordering = ["-updated"]
+        ordering = ["-pinned", "-updated"]
 
     def __str__(self) -> str:
         return self.title

@@ -37,7 +37,7 @@ FORMAT = "agent-playground.session"
 VERSION = 1
 MAX_BYTES = 10 * 1024 * 1024
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "session-export.schema.json"
-SESSION_FIELDS = ("title", "model", "instructions", "store", "transport", "max_steps")
+SESSION_FIELDS = ("title", "model", "instructions", "store", "transport", "max_steps", "pinned")
 TOOL_FIELDS = (
     "name",
     "description",

@@ -39,6 +39,7 @@ class TextModelForm(forms.ModelForm):  # type: ignore[type-arg]
     """A model form whose every text field refuses text that is not Unicode scalar text."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")  # labels sit above their fields: no colon
         super().__init__(*args, **kwargs)
         refuse_lone_surrogates(self)
 
@@ -47,6 +48,7 @@ class TextForm(forms.Form):
     """A form whose every text field refuses text that is not Unicode scalar text."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")  # labels sit above their fields: no colon
         super().__init__(*args, **kwargs)
         refuse_lone_surrogates(self)
 
@@ -57,7 +59,17 @@ class SessionSettingsForm(TextModelForm):
         fields = ["title", "model", "instructions", "store", "transport", "max_steps"]
         # The model: free text, with the upstream's models as suggestions (#models, a datalist).
         widgets = {
-            "instructions": forms.Textarea(attrs={"rows": 6}),
+            # Shown at the top of the conversation (session.html#instructions), outside the
+            # form's element: the attribute keeps it in the form.
+            "instructions": forms.Textarea(
+                attrs={
+                    "rows": 4,
+                    "form": "settings",
+                    "aria-label": "Instructions",
+                    "placeholder": "You are a careful research assistant. Use the tools when "
+                    "a fact needs checking.",
+                }
+            ),
             "model": forms.TextInput(attrs={"list": "models", "autocomplete": "off"}),
         }
         help_texts = {

@@ -10,8 +10,9 @@ from contextvars import ContextVar
 from typing import Any
 
 import nh3
+import pygments  # type: ignore[import-untyped]
 from markdown_it import MarkdownIt
-from pygments import formatters, lexers, token, util  # type: ignore[import-untyped]
+from pygments import formatters, lexers, token, util
 
 from agents.scalar_text import scrub, valid_text
 
@@ -128,3 +129,47 @@ def sanitise(html: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+# -- static/highlight.css ----------------------------------------------------------------------
+
+HIGHLIGHT_SCOPE = ".item .body pre"
+# The styles of each theme (Pygments' names); the app keeps its own <pre> background.
+HIGHLIGHT_STYLES = {"light": "default", "dark": "github-dark"}
+HIGHLIGHT_CSS_HEADER = """\
+/* Colours of code blocks highlighted on the server (playground/markdown.py): Pygments'
+   short token classes on the spans it emits inside <pre><code>. Generated, not hand-written, with
+   Pygments {version} (the token rules only: the app keeps its own <pre> background):
+
+     .venv/bin/python -m playground.markdown > static/highlight.css
+
+   (tests/unit/test_highlight_css.py fails when this file and that output differ). Light is
+   Pygments' "default" style, dark its "github-dark". Each theme applies when the page's theme
+   switch chose it (static/theme.js sets data-theme on <html>), or, with no choice made, when the
+   system prefers it; its rules never meet the other theme's, so no light rule (a bold, an italic,
+   a border) leaks into the dark one. */
+"""
+
+
+def highlight_css() -> str:
+    """static/highlight.css: each theme's token colours, for the theme switch and the system."""
+    parts = [HIGHLIGHT_CSS_HEADER.format(version=pygments.__version__)]
+    for theme, style in HIGHLIGHT_STYLES.items():
+        other = "dark" if theme == "light" else "light"
+        formatter = formatters.HtmlFormatter(style=style)
+        chosen = formatter.get_token_style_defs(f':root[data-theme="{theme}"] {HIGHLIGHT_SCOPE}')
+        system = formatter.get_token_style_defs(
+            f':root:not([data-theme="{other}"]) {HIGHLIGHT_SCOPE}'
+        )
+        rules = "\n".join(chosen)
+        parts.append(f"/* {theme.capitalize()}: chosen with the theme switch. */\n{rules}\n")
+        indented = "\n".join(f"  {line}" for line in system)
+        parts.append(
+            f"/* {theme.capitalize()}: the system's, unless the switch chose {other}. */\n"
+            f"@media (prefers-color-scheme: {theme}) {{\n{indented}\n}}\n"
+        )
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(highlight_css(), end="")

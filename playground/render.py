@@ -20,6 +20,7 @@ from agents.run.events import (
     ItemDone,
     ItemStarted,
     Notice,
+    Retitled,
     RunEvent,
     StepDone,
     StepUpdated,
@@ -28,7 +29,8 @@ from agents.run.events import (
     TurnStarted,
 )
 from agents.scalar_text import scrub, valid_text
-from playground import costs
+from playground import sidebar
+from playground import waterfall as waterfalls
 from playground.markdown import render_markdown
 
 PAGE = "playground/session.html"
@@ -50,87 +52,36 @@ def transcript_rows(
     items: list[Item], steps: dict[int, Step], open_run: int | None = None
 ) -> list[dict[str, Any]]:
     """Items in order, each step's metrics after the last item it produced, and each finished
-    run's waterfall after the run (``open_run`` is still going: its waterfall comes live)."""
+    run's waterfall after the run (``open_run`` is still going: its waterfall comes live), every
+    one on the scale of the session's longest run (playground/waterfall.py)."""
     runs: dict[int, list[Step]] = {}
     for step in steps.values():
         if step.turn_position is not None and step.turn_position != open_run:
             runs.setdefault(step.turn_position, []).append(step)
+    session_id = next((str(s.session_id) for s in steps.values() if s.session_id), None)
+    charts = waterfalls.session_geometries(session_id, runs)
     rows: list[dict[str, Any]] = []
     run: int | None = None
     for index, item in enumerate(items):
         if item.role == "user" and item.kind == "message":
-            rows.extend(_waterfall_row(runs.get(run)) if run is not None else [])
+            rows.extend(_waterfall_row(charts, run))
             run = item.position
         rows.append(item_row(item))
         following = items[index + 1].step_id if index + 1 < len(items) else None
         if item.step_id is not None and following != item.step_id and item.step_id in steps:
             rows.append({"step": steps[item.step_id]})
-    if run is not None:
-        rows.extend(_waterfall_row(runs.get(run)))
+    rows.extend(_waterfall_row(charts, run))
     return rows
 
 
-def _waterfall_row(steps: list[Step] | None) -> list[dict[str, Any]]:
-    return [{"waterfall": waterfall(steps)}] if steps else []
-
-
-WATERFALL_WIDTH = 600
-WATERFALL_ROW = 18
+def _waterfall_row(charts: dict[int, dict[str, Any]], run: int | None) -> list[dict[str, Any]]:
+    chart = charts.get(run) if run is not None else None
+    return [{"waterfall": chart}] if chart else []
 
 
 def waterfall(steps: list[Step] | tuple[Step, ...]) -> dict[str, Any]:
-    """Geometry of a run's waterfall: one row per step, model time then tool time."""
-    ordered = sorted(steps, key=lambda s: s.started_ms)
-    end = max((s.started_ms + s.duration_ms + s.tool_ms for s in ordered), default=0.0) or 1.0
-    scale = (WATERFALL_WIDTH - 160) / end
-    rows = []
-    for number, step in enumerate(ordered, start=1):
-        x = 160 + step.started_ms * scale
-        model = max(step.duration_ms * scale, 1.0)
-        rows.append(
-            {
-                "y": (number - 1) * WATERFALL_ROW,
-                "x": round(x, 1),
-                "model": round(model, 1),
-                "tool_x": round(x + model, 1),
-                "tool": round(step.tool_ms * scale, 1),
-                "label": f"{number} {step.mode} {step.duration_ms:.0f} ms",
-                "step": step,
-            }
-        )
-    axis_y = len(rows) * WATERFALL_ROW + 4
-    ticks = [{"x": round(160 + at * scale, 1), "label": _duration(at)} for at in _tick_times(end)]
-    height = axis_y + WATERFALL_AXIS
-    return {
-        "rows": rows,
-        "width": WATERFALL_WIDTH,
-        "height": height,
-        "total_ms": end,
-        "axis_y": axis_y,
-        "ticks": ticks,
-        "cost": costs.usd(costs.run_cost(ordered)),
-    }
-
-
-WATERFALL_AXIS = 22  # px below the rows: the time axis and its labels
-MAX_TICKS = 6
-
-
-def _tick_times(end_ms: float) -> list[float]:
-    """Round times from 0 to ``end_ms``: a step of 1, 2 or 5 times a power of ten, at most
-    ``MAX_TICKS`` of them."""
-    step = 1.0
-    while end_ms / step > MAX_TICKS - 1:
-        for factor in (2.0, 2.5, 2.0):  # 1 → 2 → 5 → 10: each a round number
-            step *= factor
-            if end_ms / step <= MAX_TICKS - 1:
-                break
-    count = int(end_ms // step)
-    return [index * step for index in range(count + 1)]
-
-
-def _duration(ms: float) -> str:
-    return f"{ms / 1000:g} s" if ms >= 1000 else f"{ms:g} ms"
+    """Geometry of a run's waterfall on its own scale (the inspector's latest run)."""
+    return waterfalls.geometry(steps)
 
 
 async def durable_rows(session_id: str, below: int | None, open_run: int | None) -> list[Any]:
@@ -231,13 +182,21 @@ def event_html(event: RunEvent, read_only: bool = False) -> str:
             return partial("step", row={"step": step}, oob=True)
         case TurnEnded(state, message, steps):
             level = "info" if state == "completed" else "error"
-            chart = (
-                append(partial("waterfall", row={"waterfall": waterfall(steps)})) if steps else ""
+            # The run's chart on the session's scale, and the earlier ones again if it is the
+            # new longest (they replace theirs on the page: playground/waterfall.py).
+            chart = "".join(
+                partial("waterfall", row={"waterfall": found})
+                if found["oob"]
+                else append(partial("waterfall", row={"waterfall": found}))
+                for found in waterfalls.session_runs.finished(steps)
             )
             ended = status(False, read_only)
             return chart + ended + (notice(message, level, state) if message else "")
         case Notice(message):
             return notice(message)
+        case Retitled(session_id, title, pinned):
+            # A viewer's page has neither the owner's heading nor a sidebar.
+            return "" if read_only else sidebar.retitled(session_id, title, pinned)
     raise TypeError(f"Unknown run event {event!r}")
 
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("sessions/<uuid:session_id>/", views.session_detail, name="session"),
     path("sessions/<uuid:session_id>/rename/", sidebar.session_rename, name="session-rename"),
     path("sessions/<uuid:session_id>/delete/", sidebar.session_delete, name="session-delete"),
+    path("sessions/<uuid:session_id>/pin/", sidebar.session_pin, name="session-pin"),
     path("sessions/<uuid:session_id>/settings/", views.session_settings, name="session-settings"),
     path("sessions/<uuid:session_id>/tools/", views.tool_save, name="tool-new"),
     path("sessions/<uuid:session_id>/tools/<int:tool_id>/", views.tool_save, name="tool-save"),

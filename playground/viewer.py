@@ -18,9 +18,11 @@ import asyncio
 import logging
 import time
 from contextlib import suppress
+from functools import cache
 from typing import Any
 
 from django.conf import settings
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from agents.live.wire import share_group
@@ -45,6 +47,13 @@ from playground.viewing import (
 log = logging.getLogger(__name__)
 
 
+@cache
+def gone_page() -> str:
+    """The viewer page's content, out of band: this link does not open a session."""
+    gone = render_to_string("playground/revoked.html#gone")
+    return f'<div hx-swap-oob="innerHTML:main">{gone}</div>'
+
+
 class ViewerConsumer(FeedConsumer):
     read_only = True
     link_id: int | None = None
@@ -66,7 +75,9 @@ class ViewerConsumer(FeedConsumer):
             self._open_timer = None
         opened = opening(text)
         if opened is None:
-            await self._refuse(CLOSE_NOT_FOUND, NOT_SHARED, "not_found", NOT_SHARED_REASON)
+            await self._refuse(
+                CLOSE_NOT_FOUND, NOT_SHARED, "not_found", NOT_SHARED_REASON, gone=True
+            )
             return
         token, view = opened
         try:
@@ -75,7 +86,9 @@ class ViewerConsumer(FeedConsumer):
             await self._refuse(CLOSE_LIMITED, LIMITED, "limited", LIMITED_REASON)
             return
         if link is None:
-            await self._refuse(CLOSE_NOT_FOUND, NOT_SHARED, "not_found", NOT_SHARED_REASON)
+            await self._refuse(
+                CLOSE_NOT_FOUND, NOT_SHARED, "not_found", NOT_SHARED_REASON, gone=True
+            )
             return
         self.link_id = link.pk
         await self.channel_layer.group_add(share_group(link.pk), self.channel_name)
@@ -91,10 +104,16 @@ class ViewerConsumer(FeedConsumer):
         if self.outbox is not None:  # after the snapshot, in the flow-controlled stream
             self.outbox.put(header(link))
 
-    async def _refuse(self, code: int, text: str, notice_code: str, reason: str) -> None:
-        """Tell the page why, then close for good (htmx does not reconnect after a 4xxx)."""
+    async def _refuse(
+        self, code: int, text: str, notice_code: str, reason: str, gone: bool = False
+    ) -> None:
+        """Tell the page why, then close for good (htmx does not reconnect after a 4xxx). A link
+        that opens nothing (``gone``) also replaces the page's content with the styled page
+        saying so (the same for a revoked, expired or unknown link). The page's HTTP answer
+        was a 200 already: its token is in the URL's fragment, which never reaches a server."""
+        html = render.notice(text, "error", notice_code) + (gone_page() if gone else "")
         with suppress(Exception):  # the page may be gone already
-            await self.send(text_data=render.notice(text, "error", notice_code))
+            await self.send(text_data=html)
             await self.close(code=code, reason=reason)
 
     def _open_timed_out(self) -> None:

@@ -5,9 +5,11 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -15,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from agents.live import wire
 from agents.live.store import context_store
 from agents.models import Item, Session, ShareLink, Step, Tool
+from agents.tools.starter import starter_tools
 from playground import exchange, model_picker, quotas, share, sidebar
 from playground.access import browser_key_hash, visible_sessions
 from playground.forms import ImportForm, SessionSettingsForm, ShareLinkForm, ToolForm
@@ -56,7 +59,7 @@ def _home(
         "sessions": visible_sessions(request.user, request.session.session_key)[:50],
         "embedded": settings.UPSTREAM_IS_EMBEDDED,
         "upstream": settings.UPSTREAM_BASE_URL,
-        "scenarios": SCENARIOS,
+        "scenarios": [usage.split(" - ", 1) for usage in SCENARIOS.values()],
         "import_form": import_form,
         "import_error": import_error,
     }
@@ -109,6 +112,9 @@ def _owned(request: HttpRequest) -> QuerySet[Session]:
 
 @require_POST
 def session_new(request: HttpRequest) -> HttpResponse:
+    """A new session with the built-in tools on (``agents/tools/starter.py``), so the home
+    page's scenarios call tools at once; ``tools=none`` (a script's, the benchmark's) leaves it
+    without."""
     refusal = quotas.new_session_refusal(request, _owned(request))
     if refusal:
         return _home(request, ImportForm(), status=429, new_error=refusal)
@@ -117,8 +123,20 @@ def session_new(request: HttpRequest) -> HttpResponse:
         session.owner = request.user
     else:
         session.browser_key = _browser_key(request)
-    session.save()
+    with transaction.atomic():
+        session.save()
+        if request.POST.get("tools") != "none":
+            Tool.objects.bulk_create(starter_tools(session, settings.QUOTA_TOOLS_PER_SESSION))
     return redirect("session", session.pk)
+
+
+def suggestions() -> list[str]:
+    """A new session's first messages, one click away: the simulator's scenarios where it is the
+    upstream (a new session has the built-in tools they call), plain questions otherwise."""
+    plain = ["calculate 17*23+4", "What time is it in Tokyo?"]
+    if not settings.UPSTREAM_IS_EMBEDDED:
+        return plain
+    return ["/research 3 tide tables at Brest", *plain, "/parallel 3", "/chat 120"]
 
 
 @require_GET
@@ -143,6 +161,7 @@ async def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
         "busy": bool(hot.get("running")),
         **sidebar.context(listed, session.pk),
         "model_names": await model_picker.model_names(),
+        "suggestions": [] if items else suggestions(),
     }
     return render(request, "playground/session.html", context)
 
@@ -158,6 +177,8 @@ def session_settings(request: HttpRequest, session_id: str) -> HttpResponse:
         _announce(session, "Settings saved: the next turn uses them.")
     context = {"session": session, "form": form, "saved": saved}
     response = render(request, "playground/session.html#settings", context)
+    instructions = {**context, "oob": True}
+    response.write(render_to_string("playground/session.html#instructions", instructions))
     if not saved:
         response.status_code = 422  # swapped all the same (templates/base.html): errors inline
         return response

@@ -14,7 +14,9 @@ import json
 import random
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
+from zoneinfo import available_timezones
 
 from simulator.context import Item, context_hash, count_tokens
 from simulator.schema import arguments
@@ -41,6 +43,9 @@ LEAD_IN = re.compile(
     re.I,
 )
 WORD = re.compile(r"[a-z]+")
+# Arithmetic in the user's message ("calculate 17*23+4"): numbers joined by operators.
+ARITHMETIC = re.compile(r"[(]*\d[\d.]*(?:\s*(?:[-+*/%^]|\*\*|//)\s*[(]*\d[\d.]*[)]*)+")
+PLAIN_STRING_KEYS = {"type", "description", "minLength", "maxLength"}
 PARALLEL_WORDS = re.compile(r"\b(in parallel|at once|simultaneously|compare|each of)\b", re.I)
 
 
@@ -96,7 +101,7 @@ def respond(request: ModelInput) -> list[Output]:
     parallel = scenario.name == "parallel" and request.parallel_tool_calls
     batch = max(remaining, 1) if parallel else 1
     step = len(results) + 1
-    return [_call(rng, tools, scenario.topic, step + i) for i in range(batch)]
+    return [_call(rng, tools, scenario.topic, step + i, user_text) for i in range(batch)]
 
 
 def pick_scenario(user_text: str, request: ModelInput) -> Scenario:
@@ -159,11 +164,57 @@ def _no_tools_note(scenario: Scenario, request: ModelInput) -> str:
     return f"I would answer this with tool calls ({scenario.name}), but {why}, so from memory: "
 
 
-def _call(rng: random.Random, tools: list[dict[str, Any]], topic: str, step: int) -> CallOut:
+def _call(
+    rng: random.Random, tools: list[dict[str, Any]], topic: str, step: int, user_text: str = ""
+) -> CallOut:
     tool = tools[(step - 1) % len(tools)]
     args = arguments(tool.get("parameters"), rng, topic, step)
+    _use_what_the_user_wrote(args, tool.get("parameters"), user_text)
     call_id = f"call_{rng.getrandbits(96):024x}"
     return CallOut(call_id, tool["name"], json.dumps(args, separators=(",", ":")))
+
+
+def _use_what_the_user_wrote(args: dict[str, Any], schema: Any, user_text: str) -> None:
+    """Arguments the user's message spells out, where the schema takes any string: the
+    arithmetic it holds as an ``expression`` ("calculate 17*23+4" calculates 17*23+4), the zone
+    of a city it names as a ``timezone`` ("what time is it in Tokyo?": Asia/Tokyo)."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict):
+        return
+    arithmetic = ARITHMETIC.search(user_text)
+    wanted = {
+        "expression": arithmetic.group(0).strip() if arithmetic else None,
+        **dict.fromkeys(("timezone", "zone", "tz"), _named_zone(user_text)),
+    }
+    for name, value in wanted.items():
+        field = properties.get(name)
+        if value is None or name not in args or not isinstance(field, dict):
+            continue
+        plain = field.get("type") == "string" and set(field) <= PLAIN_STRING_KEYS
+        if plain and field.get("minLength", 0) <= len(value) <= field.get("maxLength", len(value)):
+            args[name] = value
+
+
+@cache
+def _zones_by_city() -> dict[str, str]:
+    """IANA zones by their city, lowercased, words joined by spaces ("new york")."""
+    zones: dict[str, str] = {}
+    for zone in sorted(available_timezones()):
+        area, _, city = zone.rpartition("/")
+        if area and area not in ("Etc", "SystemV", "US"):
+            zones.setdefault(city.replace("_", " ").lower(), zone)
+    return zones
+
+
+def _named_zone(user_text: str) -> str | None:
+    words = WORD.findall(user_text.lower())
+    zones = _zones_by_city()
+    for size in (3, 2, 1):  # "Port of Spain" before "Spain"
+        for start in range(len(words) - size + 1):
+            found = zones.get(" ".join(words[start : start + size]))
+            if found:
+                return found
+    return None
 
 
 def _findings(items: list[Item]) -> list[tuple[str, str]]:

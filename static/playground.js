@@ -227,6 +227,44 @@
       toLatest();
     }
   });
+  // On a narrow screen the sessions sidebar is a drawer, opened by the header's button and
+  // closed by it, by Escape or by a click elsewhere (static/session.css).
+  function drawer(open) {
+    var toggle = document.getElementById("sessions-toggle");
+    document.body.classList.toggle("sidebar-open", open);
+    if (toggle) {
+      toggle.setAttribute("aria-expanded", String(open));
+    }
+  }
+  document.addEventListener("click", function (event) {
+    var open = document.body.classList.contains("sidebar-open");
+    if (event.target.closest && event.target.closest("#sessions-toggle")) {
+      drawer(!open);
+      if (!open) {
+        var search = document.getElementById("session-search");
+        if (search) {
+          search.focus();
+        }
+      }
+    } else if (open && !(event.target.closest && event.target.closest("#sessions-panel"))) {
+      drawer(false);
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && document.body.classList.contains("sidebar-open")) {
+      drawer(false);
+      document.getElementById("sessions-toggle").focus();
+    }
+  });
+  // A new session's suggestions fill the composer; the user still sends.
+  document.addEventListener("click", function (event) {
+    var suggestion = event.target.closest && event.target.closest("button.suggestion");
+    var box = suggestion && document.querySelector("#composer textarea");
+    if (box) {
+      box.value = suggestion.dataset.prompt;
+      box.focus();
+    }
+  });
   document.addEventListener("htmx:wsConfigSend", function (event) {
     if (event.target.id === "composer") {
       clearNotice();

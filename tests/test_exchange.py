@@ -115,6 +115,18 @@ async def test_a_logged_in_user_owns_the_import(django_user_model: Any) -> None:
     assert copy.browser_key == ""
 
 
+async def test_a_pinned_session_is_exported_and_imported_pinned() -> None:
+    browser = await new_browser()
+    session = await new_session(browser, title="Tides", pinned=True)
+    data = await export(browser, session)
+    assert data["session"]["pinned"] is True
+    copy = await imported_session(await upload(browser, json.dumps(data).encode()))
+    assert copy.pinned
+    # A file from before pins existed imports unpinned.
+    old = await imported_session(await upload(browser, json.dumps(minimal()).encode()))
+    assert not old.pinned
+
+
 async def test_only_the_owner_can_export() -> None:
     browser = await new_browser()
     session = await new_session(browser)

@@ -20,12 +20,14 @@ from devtools.tabs import HOST, ORIGIN
 from playground import share
 from playground.asgi import application
 from playground.protocol import CLOSE_RESTART
-from tests.simserver import SimServer
+from tests.simserver import SimServer, free_port
 from tests.tabs import Tab, new_browser, new_session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
 
 UseUpstream = Callable[[SimServer], SimServer]
+UPSTREAM_PAGE = "/admin/inspector/upstream/"
+FAKE_KEY = "sk-fake-upstream-page-key-7f3c9a1e5b"  # distinctive: it must appear nowhere
 CALL_RE = re.compile(r'id="call-([^"]+)"')
 
 
@@ -93,7 +95,7 @@ def row_of(frame: str, session_id: str) -> str:
 async def test_a_user_without_staff_rights_gets_no_inspector_page_and_no_socket() -> None:
     session = await new_session(await new_browser())
     for client in (AsyncClient(), await logged_in(staff=False)):
-        for path in ("/admin/inspector/", f"/admin/inspector/{session.pk}/"):
+        for path in ("/admin/inspector/", f"/admin/inspector/{session.pk}/", UPSTREAM_PAGE):
             response = await client.get(path)
             assert response.status_code == 302
             assert response["Location"].startswith("/admin/login/")
@@ -251,3 +253,47 @@ async def test_rotate_end_and_close_are_audited_and_done(
     assert len(exported["items"]) == 4
     assert exported["live"]["upstream"] in ("connected", "idle grace")
     assert settings.OPENAI_API_KEY not in json.dumps(exported)
+
+
+def probe_line(page: str) -> str:
+    match = re.search(r'<dd id="upstream-probe" data-answering="(\w+)">(.*?)</dd>', page, re.DOTALL)
+    assert match, page
+    return f"{match[1]}: {match[2]}"
+
+
+async def test_the_upstream_page_names_an_unreachable_upstreams_failure_and_never_the_key(
+    settings: Any,
+) -> None:
+    settings.UPSTREAM_BASE_URL = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    settings.OPENAI_API_KEY = FAKE_KEY
+    settings.UPSTREAM_IS_EMBEDDED = False
+    settings.UPSTREAM_MODEL = "gpt-5-mini"
+    staff = await logged_in(staff=True)
+    index = (await staff.get("/admin/")).content.decode()
+    assert f'href="{UPSTREAM_PAGE}"' in index  # linked from the admin's home page
+    response = await staff.get(UPSTREAM_PAGE)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert FAKE_KEY not in page
+    assert FAKE_KEY[:12] not in page
+    assert FAKE_KEY[-8:] not in page
+    assert '<dd id="upstream-key">a key is set</dd>' in page
+    assert "a gateway or server of your own" in page
+    assert settings.UPSTREAM_BASE_URL in page
+    assert "gpt-5-mini" in page
+    line = probe_line(page)
+    assert line.startswith("false: not answering: cannot connect (ConnectError:"), line
+    assert "UPSTREAM_BASE_URL" in page
+    assert "OPENAI_API_KEY" in page
+
+
+async def test_the_upstream_page_shows_an_answering_upstream_with_its_latency(
+    sim_server: SimServer, use_upstream: UseUpstream, settings: Any
+) -> None:
+    use_upstream(sim_server)
+    staff = await logged_in(staff=True)
+    page = (await staff.get(UPSTREAM_PAGE)).content.decode()
+    assert sim_server.api_key not in page
+    assert re.fullmatch(r"true: answering: <code>GET /v1/models</code> in \d+ ms", probe_line(page))
+    assert "listed by the upstream" in page  # "sim" is in the simulator's list
+    assert '<dd id="upstream-key">a key is set</dd>' in page

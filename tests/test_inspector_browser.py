@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from playwright.sync_api import Browser, expect
 from tests.liveserver import LiveServer
 
 PASSWORD = "inspector-test-password"
+OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+# The box scrolls its content sideways: it is narrower than its content and lets it scroll.
+SCROLLS = "box => box.scrollWidth > box.clientWidth && getComputedStyle(box).overflowX === 'auto'"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,7 @@ def test_staff_see_a_session_change_state_live_while_a_run_streams(
     inspector.fill("#id_password", PASSWORD)
     inspector.click("input[type=submit]")
     # Linked from the admin's home page, on one line (it wrapped one letter per line).
-    live_sessions = inspector.locator("#inspector-link th a").bounding_box()
+    live_sessions = inspector.locator("#inspector-link th a").first.bounding_box()
     assert live_sessions is not None
     assert live_sessions["height"] < 30, live_sessions
     inspector.click("#inspector-link a.section")
@@ -85,4 +89,39 @@ def test_staff_see_a_session_change_state_live_while_a_run_streams(
     # The page fits its window: the chain's response ids made it 1,460 px wide at 1,280.
     assert inspector.evaluate("document.documentElement.scrollWidth - window.innerWidth") == 0
     owner.close()
+    # On a phone (390 px), neither page is wider than the window: the tables scroll in their
+    # own box (the chain's ids, the list's eleven columns).
+    inspector.set_viewport_size({"width": 390, "height": 844})
+    assert inspector.evaluate(OVERFLOW) <= 0
+    assert inspector.locator("#chain .table-scroll").evaluate(SCROLLS) is True
+    inspector.goto("/admin/inspector/")
+    expect(inspector.locator(f"#row-{session_id}")).to_have_count(1)
+    assert inspector.evaluate(OVERFLOW) <= 0
+    assert inspector.locator("#sessions").evaluate(f"t => ({SCROLLS})(t.parentElement)") is True
+    staff.close()
+
+
+@pytest.mark.timeout(60)
+def test_staff_see_the_embedded_simulator_answering_on_the_upstream_page(
+    browser: Browser, server: LiveServer
+) -> None:
+    staff = browser.new_context(base_url=server.base_url, viewport={"width": 390, "height": 844})
+    staff.set_default_timeout(20_000)
+    page = staff.new_page()
+    page.goto("/admin/inspector/upstream/")  # staff only: the admin's login first
+    page.wait_for_url("**/admin/login/?next=/admin/inspector/upstream/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/inspector/upstream/")
+    expect(page.locator("#upstream-where")).to_have_text("the embedded simulator")
+    probe = page.locator("#upstream-probe")
+    expect(probe).to_have_attribute("data-answering", "true")
+    expect(probe).to_have_text(re.compile(r"^answering: GET /v1/models in \d+ ms$"))
+    expect(page.locator("#upstream-model")).to_have_text("sim")
+    expect(page.locator("#upstream-key")).to_contain_text("none needed")
+    assert page.evaluate(OVERFLOW) <= 0
+    page.goto("/admin/")  # linked from the admin's home page
+    page.click("#upstream-link")
+    page.wait_for_url("**/admin/inspector/upstream/")
     staff.close()

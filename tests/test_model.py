@@ -15,6 +15,8 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 from openai.types.responses import Response
 
+from agents.models import Session
+from agents.tools.starter import starter_tools
 from simulator.context import count_tokens, normalize_input
 from simulator.model import CallOut, ModelInput, Output, TextOut, respond
 from tests.simserver import SimServer
@@ -368,3 +370,59 @@ async def test_max_output_tokens_ends_a_websocket_response_as_incomplete(
 def test_a_tool_named_by_a_word_of_its_name_is_the_one_called(text: str, wanted: str) -> None:
     tools = [tool(name) for name in ("ask_human", "calculator", "current_time", "notes")]
     assert only_call(respond(ask(text, tools))).name == wanted
+
+
+def starter_definitions() -> list[dict[str, Any]]:
+    """What a session made by "New session" sends: its built-in tools (agents/tools/starter.py)."""
+    return [found.definition() for found in starter_tools(Session(model="sim"))]
+
+
+@pytest.mark.parametrize(
+    ("text", "calls"),
+    [
+        ("/research 3 tides", [["calculator"], ["current_time"], ["notes"]]),
+        ("/parallel", [["calculator", "current_time", "notes"]]),
+        ("/lookup x", [["calculator"]]),
+        ("calculate 17*23+4", [["calculator"]]),
+    ],
+)
+def test_the_home_pages_scenarios_call_the_built_in_tools_of_a_new_session(
+    text: str, calls: list[list[str]]
+) -> None:
+    responses = run(text, starter_definitions())
+    made = [[o.name for o in outputs if isinstance(o, CallOut)] for outputs in responses]
+    assert made == [*calls, []]  # the calls, then the answer
+    only_text(responses[-1])
+
+
+@pytest.mark.parametrize(
+    ("text", "expression"),
+    [
+        ("calculate 17*23+4", "17*23+4"),
+        ("please compute (2 + 3) ** 2 for me", "(2 + 3) ** 2"),
+        ("calculate 7 // 2 and nothing else", "7 // 2"),
+    ],
+)
+def test_the_calculator_gets_the_arithmetic_the_user_wrote(text: str, expression: str) -> None:
+    call = only_call(respond(ask(text, starter_definitions())))
+    assert (call.name, json.loads(call.arguments)) == ("calculator", {"expression": expression})
+
+
+@pytest.mark.parametrize(
+    ("text", "zone"),
+    [
+        ("What time is it in Tokyo?", "Asia/Tokyo"),
+        ("what time is it in new york", "America/New_York"),
+        ("what time is it in Port of Spain?", "America/Port_of_Spain"),
+    ],
+)
+def test_the_clock_gets_the_zone_of_the_city_the_user_named(text: str, zone: str) -> None:
+    call = only_call(respond(ask(text, starter_definitions())))
+    assert (call.name, json.loads(call.arguments)) == ("current_time", {"timezone": zone})
+
+
+def test_arithmetic_goes_only_where_any_string_may() -> None:
+    pattern = {"type": "string", "pattern": "^[a-z]+$"}
+    schema = {**STRICT, "properties": {"expression": pattern}, "required": ["expression"]}
+    call = only_call(respond(ask("calculate 17*23+4", [tool("calculator", schema)])))
+    assert json.loads(call.arguments)["expression"] != "17*23+4"  # the pattern forbids it

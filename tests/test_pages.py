@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from agents.models import Item, Session, Step
+from agents.models import Item, Session, Step, Tool
 from playground.access import browser_key_hash
+from playground.tool_presets import PRESETS
 
 pytestmark = pytest.mark.django_db
 
@@ -22,9 +23,10 @@ def session_url(session: Session) -> str:
     return f"/sessions/{session.pk}/"
 
 
-def new_session_of(client: Client) -> Session:
-    """POST /sessions/new/ as this browser; the session it was redirected to."""
-    response = client.post("/sessions/new/")
+def new_session_of(client: Client, *, tools: bool = True) -> Session:
+    """POST /sessions/new/ as this browser; the session it was redirected to (with the built-in
+    tools on, as a click on "New session" gives, unless ``tools`` is false)."""
+    response = client.post("/sessions/new/", {} if tools else {"tools": "none"})
     assert response.status_code == 302
     match = re.fullmatch(r"/sessions/([0-9a-f-]{36})/", response["Location"])
     assert match, response["Location"]
@@ -81,6 +83,55 @@ def test_the_redirect_goes_to_the_new_sessions_page() -> None:
     session = Session.objects.get()
     assert url == session_url(session)
     assert f'ws-connect="/ws/sessions/{session.pk}/"' in response.content.decode()
+
+
+def tools_panel(client: Client, session: Session) -> str:
+    page = client.get(session_url(session)).content.decode()
+    panel = page[page.index('<section id="tools"') :]
+    return panel[: panel.index("</section>")]
+
+
+def test_a_new_session_starts_with_the_built_in_tools_on() -> None:
+    browser = Client()
+    session = new_session_of(browser)
+    tools = list(Tool.objects.filter(session=session).order_by("name"))
+    assert [(tool.name, tool.mode, tool.builtin) for tool in tools] == [
+        ("calculator", "builtin", "calculator"),
+        ("current_time", "builtin", "current_time"),
+        ("notes", "builtin", "notes"),
+    ]
+    # Exactly what the tools panel's preset buttons add.
+    by_hand = new_session_of(browser, tools=False)
+    for preset in PRESETS:
+        if preset.fields["mode"] == "builtin":
+            fields = {f"new-{name}": value for name, value in preset.fields.items()}
+            assert browser.post(f"/sessions/{by_hand.pk}/tools/", fields).status_code == 200
+    added = Tool.objects.filter(session=by_hand).order_by("name")
+    assert [tool.definition() for tool in tools] == [tool.definition() for tool in added]
+    # The page shows them, each with its form.
+    panel = tools_panel(browser, session)
+    assert "No tools" not in panel
+    for tool in tools:
+        assert f"<summary><code>{tool.name}</code>" in panel
+        assert f'name="t{tool.pk}-name"' in panel
+
+
+def test_a_session_made_otherwise_starts_without_tools() -> None:
+    browser = Client()
+    asked = new_session_of(browser, tools=False)  # a script's (the benchmark's) "New session"
+    assert "No tools" in tools_panel(browser, asked)
+    direct = Session.objects.create(model="sim", browser_key=asked.browser_key)
+    assert not Tool.objects.filter(session__in=[asked, direct]).exists()
+
+
+def test_a_new_session_and_its_tools_are_saved_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(Tool.objects, "bulk_create", refuse)
+    with pytest.raises(RuntimeError):
+        Client().post("/sessions/new/")
+    assert not Session.objects.exists()
 
 
 def test_the_home_page_lists_only_this_browsers_sessions() -> None:
@@ -225,8 +276,10 @@ def test_the_session_page_has_the_socket_the_composer_and_the_settings() -> None
     settings_form = re.search(r'<form id="settings".*?</form>', page, re.S)
     assert settings_form, "no settings form"
     assert f'hx-post="/sessions/{session.pk}/settings/"' in settings_form.group(0)
-    for field in ("title", "model", "instructions", "store"):
+    for field in ("title", "model", "store"):
         assert f'name="{field}"' in settings_form.group(0), field
+    # The instructions sit at the top of the conversation, in the form all the same.
+    assert re.search(r'<textarea name="instructions"[^>]* form="settings"', page)
     assert 'data-busy="false"' in page
 
 

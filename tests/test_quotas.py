@@ -118,7 +118,7 @@ def tool_form(prefix: str = "new", **fields: Any) -> dict[str, Any]:
 def test_tools_per_session_are_limited(settings: Any) -> None:
     settings.QUOTA_TOOLS_PER_SESSION = 3
     browser = Client()
-    session = new_session_of(browser)
+    session = new_session_of(browser, tools=False)
     url = f"/sessions/{session.pk}/tools/"
     for number in range(3):
         assert browser.post(url, tool_form(name=f"tool_{number}")).status_code == 200
@@ -134,6 +134,17 @@ def test_tools_per_session_are_limited(settings: Any) -> None:
 
 
 @pytest.mark.django_db
+def test_the_built_in_tools_of_a_new_session_stay_within_the_limit(settings: Any) -> None:
+    settings.QUOTA_TOOLS_PER_SESSION = 2
+    browser = Client()
+    session = new_session_of(browser)
+    assert list(session.tools.values_list("name", flat=True)) == ["calculator", "current_time"]
+    response = browser.post(f"/sessions/{session.pk}/tools/", tool_form())
+    assert response.status_code == 422
+    assert "This session already has 2 tools" in error_text(response)
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("field", "size", "message"),
     [
@@ -145,7 +156,7 @@ def test_tools_per_session_are_limited(settings: Any) -> None:
 )
 def test_tool_fields_over_their_limit_are_refused(field: str, size: int, message: str) -> None:
     browser = Client()
-    session = new_session_of(browser)
+    session = new_session_of(browser, tools=False)
     if field == "parameters":  # valid JSON of that size
         pad = "x" * size
         value = json.dumps({"type": "object", "description": pad, "properties": {}})
@@ -160,7 +171,7 @@ def test_tool_fields_over_their_limit_are_refused(field: str, size: int, message
 @pytest.mark.django_db
 def test_an_import_over_the_limits_is_refused(settings: Any) -> None:
     browser = Client()
-    session = new_session_of(browser)
+    session = new_session_of(browser, tools=False)
     data = json.loads(browser.get(f"/sessions/{session.pk}/export/").content)
     settings.QUOTA_TOOLS_PER_SESSION = 2
     tool = {"name": "t", "description": "", "parameters": {}, "mode": "mock", "mock_output": "ok"}

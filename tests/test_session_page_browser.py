@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
@@ -253,7 +254,8 @@ def test_the_live_step_lines_show_the_tool_time_as_a_reload_does(page: Page) -> 
     )
     page.fill("#id_new-mock_output", "High water at 06:12")
     page.locator("#tools details.new button[type=submit]").click()
-    expect(page.locator("#tools details.tool summary code")).to_have_text("tide_table")
+    names = page.locator("#tools details.tool:not(.new) summary code")
+    expect(names).to_have_text(["calculator", "current_time", "notes", "tide_table"])
     page.fill("textarea[name=message]", "/lookup the tides at Brest")
     page.click("#send")
     expect(page.locator("#transcript .item.message.assistant.completed")).to_have_count(1)
@@ -387,7 +389,9 @@ def test_the_sidebar_lists_searches_renames_and_deletes_sessions(
     expect(rows.first.locator("a")).to_have_text("Harbour notes")
 
     page.once("dialog", lambda dialog: dialog.accept())
-    page.locator("#session-list li.current button.delete").click()
+    current = page.locator("#session-list li.current")
+    current.hover()  # the row's actions show (and take clicks) on hover
+    current.locator("button.delete").click()
     page.wait_for_url(lambda url: "/sessions/" not in url)  # the page's own session is gone
     expect(page.locator("#sessions")).to_contain_text("No sessions yet.")
     # Their runners (each page's socket started one) end without a trace in the server's log.
@@ -435,16 +439,16 @@ def test_the_model_field_suggests_the_upstreams_models_and_keeps_free_text(page:
 
 @pytest.mark.timeout(90)
 def test_presets_add_tools_in_one_click_and_a_form_shows_its_modes_fields(page: Page) -> None:
-    page.get_by_role("button", name="+ Calculator").click()
-    expect(page.locator("#tools details.tool:not(.new) summary code")).to_have_text(["calculator"])
-    page.get_by_role("button", name="+ Mock weather").click()
     names = page.locator("#tools details.tool:not(.new) summary code")
-    expect(names).to_have_text(["calculator", "get_weather"])
-    expect(page.locator("#tools details.tool:not(.new) summary").first).to_contain_text("Built-in")
+    expect(names).to_have_text(["calculator", "current_time", "notes"])  # a new session's
+    page.get_by_role("button", name="+ Mock weather").click()
+    expect(names).to_have_text(["calculator", "current_time", "get_weather", "notes"])
+    expect(page.locator("#tools details.tool:not(.new) summary").first).to_contain_text("built-in")
     page.fill("textarea[name=message]", "calculate 17*23+4")
     page.click("#send")
-    # The calculator, named by a word, is called, and answers.
+    # The calculator, named by a word, is called with what the user wrote, and answers.
     expect(page.locator("#transcript .item.function_call summary")).to_contain_text("calculator")
+    expect(page.locator("#transcript .item.function_call_output")).to_contain_text("395")
     expect(page.locator("#transcript .item.message.assistant.completed")).to_have_count(1)
     expect(page.locator("#status")).to_have_attribute("data-busy", "false")
 
@@ -474,3 +478,46 @@ def test_the_composer_counts_characters_near_the_limit(page: Page) -> None:
     box.fill("x" * 100_001)
     expect(count).to_have_text("100,001 / 100,000")
     expect(count).to_have_class(re.compile("over"))
+
+
+@pytest.mark.timeout(90)
+def test_a_new_sessions_first_message_calls_its_tools_and_titles_it_live(page: Page) -> None:
+    """ "New session" turns the built-in tools on: the home page's `/research 3 tides` makes
+    three tool calls at once; and the message titles the session in the heading, the tab's
+    title and the sidebar, without a reload."""
+    expect(page.locator("h1")).to_have_text("New session")
+    page.fill("textarea[name=message]", "/research 3 tides")
+    page.click("#send")
+    expect(page.locator("#transcript .item.message.assistant.completed")).to_have_count(1)
+    calls = page.locator("#transcript .item.function_call summary")
+    expect(calls).to_have_count(3)
+    expect(calls).to_contain_text(["calculator", "current_time", "notes"])
+    expect(page.locator("#transcript .item.function_call_output")).to_have_count(3)
+    expect(page.locator("h1")).to_have_text("/research 3 tides")
+    expect(page).to_have_title("/research 3 tides · Agent playground")
+    expect(page.locator("#session-list li.current a")).to_have_text("/research 3 tides")
+    expect(page.locator("#id_title")).to_have_value("/research 3 tides")  # a save keeps it
+
+
+@pytest.mark.timeout(90)
+def test_a_pinned_session_moves_to_the_top_and_stays_there(page: Page) -> None:
+    first = page.url
+    older_path = urlsplit(first).path
+    page.click("#sidebar-new")
+    page.wait_for_url(lambda url: url != first and "/sessions/" in url)
+    rows = page.locator("#session-list li")
+    expect(rows).to_have_count(2)
+    older = rows.filter(has=page.locator(f'a[href="{older_path}"]'))
+    expect(rows.first).to_have_class("current")  # the newest first
+    older.hover()
+    older.get_by_role("button", name="Pin New session").click()
+    expect(rows.first.locator("a")).to_have_attribute("href", older_path)
+    expect(rows.first.locator(".pin")).to_have_attribute("aria-label", "Pinned")
+    expect(rows.nth(1)).to_have_class("current")
+    page.reload()
+    expect(rows.first.locator("a")).to_have_attribute("href", older_path)
+    expect(rows.first.locator(".pin")).to_be_visible()
+    rows.first.hover()
+    rows.first.get_by_role("button", name="Unpin New session").click()
+    expect(rows.first).to_have_class("current")
+    expect(page.locator("#session-list .pin")).to_have_count(0)

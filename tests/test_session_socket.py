@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -180,3 +181,33 @@ async def test_saving_tools_warms_the_upstream_again_so_the_next_step_is_a_delta
     (connection,) = websocket_connections(server)
     modes = [r["mode"] for r in server.connection(connection["id"])["log"]]
     assert modes[:3] == ["warm", "warm", "delta"]
+
+
+async def test_the_first_message_titles_the_session_in_every_tab_once(
+    sim_server: SimServer, use_upstream: UseUpstream
+) -> None:
+    use_upstream(sim_server)
+    browser = await new_browser()
+    session = await new_session(browser)
+    other = await new_session(browser, title="Harbour notes")  # renamed: it keeps its title
+    tab = await Tab(str(session.pk), browser).open()
+    watcher = await Tab(str(session.pk), browser).open()
+    title = "/chat 5 What are the tide tables at Brest, Saint-Malo and…"
+    frames = await tab.turn("/chat 5 What are the tide tables at Brest, Saint-Malo and Cherbourg?")
+    assert f'<h1 id="session-title" hx-swap-oob="true">{title}</h1>' in frames
+    assert f"<title>{title} · Agent playground</title>" in frames
+    assert f'<li id="listed-{session.pk}" class="current" hx-swap-oob="true">' in frames
+    assert re.search(
+        rf'<input [^>]*value="{title}"[^>]*hx-swap-oob="true"[^>]*id="id_title"', frames
+    )
+    await watcher.until(r'<h1 id="session-title"')  # every tab of the session
+    assert (await Session.objects.aget(pk=session.pk)).title == title
+    # Only the first message: the next one leaves the title alone and says nothing of it.
+    assert 'id="session-title"' not in await tab.turn("/chat 5 and the next week?")
+    await tab.close()
+    await watcher.close()
+
+    renamed = await Tab(str(other.pk), browser).open()
+    assert 'id="session-title"' not in await renamed.turn("/chat 5 tides")
+    await renamed.close()
+    assert (await Session.objects.aget(pk=other.pk)).title == "Harbour notes"

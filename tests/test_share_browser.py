@@ -25,6 +25,7 @@ document.addEventListener("htmx:wsClose", (e) => { window.probe.closeCode = e.de
 # About 4 s of streaming at the realistic profile's 100 tokens/s.
 MESSAGE = "/chat 400 the tides of the Atlantic coast"
 CONNECTED = "window.probe.opens >= 1 && window.probe.messages >= 1"
+OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 TOKEN_RE = re.compile(r"/s/#?([A-Za-z0-9_-]{43})")
 
 
@@ -102,12 +103,21 @@ def test_a_viewer_follows_a_run_live_until_the_owner_revokes_the_link(
         expect(viewer.locator(".streaming")).to_have_count(0)
         expect(owner.locator("#share tr[data-state=revoked]")).to_have_count(1)
 
-        # Opened again, the link opens nothing: the page says so and its socket closes for good.
+        # Opened again, the link opens nothing: a styled page says so (the same words for a
+        # revoked, expired or unknown link), and it fits a phone.
+        viewer.set_viewport_size({"width": 390, "height": 844})
         reloaded = viewer.reload()
         assert reloaded is not None
-        viewer.wait_for_function("window.probe.closeCode !== null")
-        assert viewer.evaluate("window.probe.closeCode") == 4404
-        expect(viewer.locator("#notice")).to_contain_text("does not open a session")
+        gone = viewer.locator("main #share-gone")
+        expect(gone.locator("h1")).to_have_text("This link does not open a session")
+        # It replaced the socket's element: nothing reconnects (the 4404: tests/test_share.py).
+        assert viewer.evaluate("window.probe.opens") == 1
+        expect(gone).to_contain_text("revoked by the session's owner, it has expired")
+        expect(viewer.locator("#transcript")).to_have_count(0)
+        assert gone.evaluate("e => getComputedStyle(e.querySelector('h1')).fontFamily") == (
+            viewer.evaluate("getComputedStyle(document.body).fontFamily")  # not a bare page
+        )
+        assert viewer.evaluate(OVERFLOW) <= 0
         assert errors == [], f"{errors}\n--- server log ---\n{server.output()}"
     finally:
         viewer_context.close()

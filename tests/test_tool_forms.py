@@ -69,7 +69,7 @@ def browser() -> Client:
 
 @pytest.fixture
 def session(browser: Client) -> Session:
-    return new_session_of(browser)
+    return new_session_of(browser, tools=False)  # the panel starts empty
 
 
 def add(browser: Client, session: Session, **values: Any) -> Response:
@@ -216,14 +216,14 @@ def test_a_duplicate_name_in_the_session_is_refused(browser: Client, session: Se
 
 
 def test_the_same_name_in_another_session_is_fine(browser: Client, session: Session) -> None:
-    other = new_session_of(browser)
+    other = new_session_of(browser, tools=False)
     assert add(browser, session).status_code == 200
     assert add(browser, other).status_code == 200
     assert Tool.objects.filter(name="weather").count() == 2
 
 
 def test_the_panel_lists_every_tool_of_the_session_only(browser: Client, session: Session) -> None:
-    other = new_session_of(browser)
+    other = new_session_of(browser, tools=False)
     add(browser, other, name="elsewhere")
     add(browser, session, name="b_tool")
     page = assert_tools_panel(add(browser, session, name="a-tool"))
@@ -323,7 +323,7 @@ def test_deleting_a_tool_removes_it(browser: Client, session: Session, tool: Too
 def test_a_tool_of_another_session_is_not_found(
     browser: Client, session: Session, tool: Tool
 ) -> None:
-    other = new_session_of(browser)  # the same browser's: visible, but not the tool's session
+    other = new_session_of(browser, tools=False)  # the same browser's, not the tool's session
     wrong = f"/sessions/{other.pk}/tools/{tool.pk}/"
     assert browser.post(wrong, fields(f"t{tool.pk}", name="moved")).status_code == 404
     assert browser.post(f"{wrong}delete/").status_code == 404
@@ -340,7 +340,7 @@ def test_another_browser_cannot_touch_the_tools(
 ) -> None:
     stranger = Client()
     if stranger_has_sessions:
-        new_session_of(stranger)
+        new_session_of(stranger, tools=False)
     assert stranger.post(tools_url(session), fields(name="intruder")).status_code == 404
     update = fields(f"t{tool.pk}", name="hijacked", mock_output="pwned")
     assert stranger.post(tool_url(tool), update).status_code == 404
@@ -393,7 +393,9 @@ def test_the_session_page_shows_the_tools_panel(browser: Client, session: Sessio
         assert f"<code>{tool.name}</code>" in panel
         assert f'name="t{tool.pk}-name"' in panel
         assert f'hx-post="{tool_url(tool)}delete/"' in panel
-    assert "<code>weather</code> · Mock (a canned output) · needs approval" in panel
-    assert "<code>calc</code> · Built-in (runs on the server)</summary>" in panel
+    weather = '<code>weather</code> <span class="mode" title="Mock (a canned output)">mock</span>'
+    assert weather + ' <span class="mode approval">needs approval</span></summary>' in panel
+    calc = '<code>calc</code> <span class="mode" title="Built-in (runs on the server)">built-in'
+    assert calc + "</span></summary>" in panel
     assert "Add a tool" in panel
     assert len(re.findall(r'name="new-name"', panel)) == 1

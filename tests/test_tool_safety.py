@@ -156,7 +156,7 @@ async def test_an_exponential_schema_is_cut_off_by_the_validation_deadline(setti
 
 def add_tool(parameters: str) -> tuple[int, str, Session]:
     browser = Client()
-    session = new_session_of(browser)
+    session = new_session_of(browser, tools=False)
     data = {
         "new-name": "lookup",
         "new-description": "Look something up.",

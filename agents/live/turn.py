@@ -13,9 +13,9 @@ from typing import Protocol
 from agents.live.feed import Feed
 from agents.live.people import WaitingCalls
 from agents.live.store import context_store
-from agents.models import Session
+from agents.models import DEFAULT_TITLE, Session, title_from_message
 from agents.run import transcript
-from agents.run.events import ItemAdded, TurnEnded, TurnStarted
+from agents.run.events import ItemAdded, Retitled, TurnEnded, TurnStarted
 from agents.run.host import RunHost
 from agents.run.loop import AgentLoop
 from agents.run.writes import Fenced, WriteBehind
@@ -52,11 +52,14 @@ async def run_turn(host: TurnHost, text: str) -> None:
             position += 1
         user_item = transcript.new_item(session, position, transcript.user_message(text))
         writes.submit(user_item.save)
+        retitled = _retitle(writes, session, position, text)
         await writes.flush()  # the message is durable before anything goes upstream
         base = position + 1
         with suppress(Exception):
             await context_store().update(sid, running="1")
         host.publish(TurnStarted(user_item))
+        if retitled:
+            host.publish(Retitled(sid, retitled[0], session.pinned))
         host.feed.checkpoint(base, host.feed.seq, running=True, turn=position)
         loop = AgentLoop(host, session, position, writes)
         try:
@@ -76,3 +79,20 @@ async def run_turn(host: TurnHost, text: str) -> None:
             await context_store().update(sid, running="")
         host.publish(TurnEnded(status, message, tuple(loop.steps) if loop else ()))
         host.feed.checkpoint(base, host.feed.seq, running=False)
+
+
+def _retitle(writes: WriteBehind, session: Session, position: int, text: str) -> list[str]:
+    """A session still titled by default takes its first message's start as its title, in the
+    message's own transaction: one UPDATE, once per session, that a rename made in between
+    wins over. The list gets the title once it is saved."""
+    saved: list[str] = []
+    title = title_from_message(text)
+    if position != 0 or session.title != DEFAULT_TITLE or not title:
+        return saved
+
+    def write() -> None:
+        if Session.objects.filter(pk=session.pk, title=DEFAULT_TITLE).update(title=title):
+            saved.append(title)
+
+    writes.submit(write)
+    return saved

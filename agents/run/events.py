@@ -78,6 +78,15 @@ class Notice:
     message: str
 
 
+@dataclass(frozen=True)
+class Retitled:
+    """The session's first message gave it its title (it still had the default)."""
+
+    session_id: str
+    title: str
+    pinned: bool  # for its row in the sidebar
+
+
 RunEvent = (
     TurnStarted
     | ItemStarted
@@ -90,6 +99,7 @@ RunEvent = (
     | StepUpdated
     | TurnEnded
     | Notice
+    | Retitled
 )
 
 
@@ -108,9 +118,9 @@ class Resync:
 
 # -- the wire form, for the log in Redis and the fan-out to other processes ------------------------
 
-STEP_FIELDS = tuple(
-    f.attname for f in Step._meta.concrete_fields if f.name not in ("session", "created")
-)
+# The session's id too: a run's end drawn by another process puts its waterfall on the session's
+# scale (playground/waterfall.py).
+STEP_FIELDS = tuple(f.attname for f in Step._meta.concrete_fields if f.name != "created")
 
 
 def _item(item: Item) -> dict[str, Any]:
@@ -124,7 +134,9 @@ def _item(item: Item) -> dict[str, Any]:
 
 
 def _step(step: Step) -> dict[str, Any]:
-    return {name: getattr(step, name) for name in STEP_FIELDS}
+    fields = {name: getattr(step, name) for name in STEP_FIELDS}
+    fields["session_id"] = str(step.session_id)  # a UUID: JSON has no such type
+    return fields
 
 
 def encode(event: RunEvent) -> dict[str, Any]:
@@ -174,4 +186,5 @@ EVENT_CLASSES = (
     StepUpdated,
     TurnEnded,
     Notice,
+    Retitled,
 )

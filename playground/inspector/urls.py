@@ -1,4 +1,5 @@
-"""The inspector's pages, mounted at /admin/inspector/ and guarded by the admin's own check."""
+"""The inspector's pages, and the upstream page, mounted at /admin/inspector/ and guarded by the
+admin's own check."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import path
 
-from playground.inspector import views
+from playground.inspector import upstream, views
 
 urlpatterns = [
     path("", admin.site.admin_view(views.session_list), name="inspector"),
+    # Async (its probe runs on the server's loop): the same staff check as the admin's.
+    path("upstream/", staff_member_required(upstream.upstream), name="inspector-upstream"),
     path(
         "<uuid:session_id>/", admin.site.admin_view(views.session_detail), name="inspector-session"
     ),

@@ -17,6 +17,7 @@ from agents.run.events import (
     ItemDone,
     ItemStarted,
     Notice,
+    Retitled,
     RunEvent,
     StepDone,
     TextDelta,
@@ -223,6 +224,7 @@ HOSTILE_EVENTS: list[RunEvent] = [
     CallResolved(HOSTILE),
     TurnEnded("failed", HOSTILE),
     Notice(HOSTILE),
+    Retitled("6f1c2a4e-9d1b-4c8e-8f1a-2b3c4d5e6f70", HOSTILE, pinned=True),
 ]
 
 
