@@ -16,6 +16,7 @@ from django.test import AsyncClient
 
 from agents.live.registry import RUNNERS
 from agents.models import Item, Step, Tool
+from agents.upstream.clients import shared_client
 from devtools.tabs import HOST, ORIGIN
 from playground import share
 from playground.asgi import application
@@ -297,3 +298,6 @@ async def test_the_upstream_page_shows_an_answering_upstream_with_its_latency(
     assert re.fullmatch(r"true: answering: <code>GET /v1/models</code> in \d+ ms", probe_line(page))
     assert "listed by the upstream" in page  # "sim" is in the simulator's list
     assert '<dd id="upstream-key">a key is set</dd>' in page
+    # The probe's client keeps its connection for the next probe: closed with this test's loop,
+    # or a later test on this worker meets its ResourceWarning.
+    await shared_client(settings.UPSTREAM_BASE_URL, settings.OPENAI_API_KEY).close()

@@ -83,6 +83,15 @@ def _where() -> str:
     return "OpenAI" if host == "api.openai.com" else "a gateway or server of your own"
 
 
+def shown_url(url: str) -> str:
+    """The upstream's URL without a user or password in it (a gateway may take them there)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=host).geturl()
+
+
 @require_GET
 async def upstream(request: HttpRequest) -> HttpResponse:
     """The page (async: the probe runs on the server's loop, where its client lives)."""
@@ -95,7 +104,7 @@ def _page(request: HttpRequest, found: Probe) -> HttpResponse:
         "title": "Upstream",
         "embedded": settings.UPSTREAM_IS_EMBEDDED,
         "where": _where(),
-        "base_url": settings.UPSTREAM_BASE_URL,
+        "base_url": shown_url(settings.UPSTREAM_BASE_URL),
         # The embedded simulator's key is this process's own random one: not the operator's.
         "key_set": bool(settings.OPENAI_API_KEY) and not settings.UPSTREAM_IS_EMBEDDED,
         "model": settings.UPSTREAM_MODEL,

@@ -45,3 +45,10 @@ def test_anything_else_is_named_by_its_type_and_bounded() -> None:
     text = failure(ValueError(KEY + "x" * 1000))
     assert text.startswith("ValueError: [the key]x")
     assert len(text) == 300
+
+
+def test_a_url_with_credentials_is_shown_without_them() -> None:
+    from playground.inspector.upstream import shown_url
+
+    assert shown_url("https://user:s3cret@gw.example:8443/v1") == "https://gw.example:8443/v1"
+    assert shown_url("https://api.openai.com/v1") == "https://api.openai.com/v1"
