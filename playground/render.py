@@ -195,8 +195,11 @@ def event_html(event: RunEvent, read_only: bool = False) -> str:
         case Notice(message):
             return notice(message)
         case Retitled(session_id, title, pinned):
-            # A viewer's page has neither the owner's heading nor a sidebar.
-            return "" if read_only else sidebar.retitled(session_id, title, pinned)
+            if read_only:  # a viewer's page has its own heading, and no sidebar
+                return render_to_string(
+                    "playground/viewer.html#title", {"title": title, "oob": True}
+                )
+            return sidebar.retitled(session_id, title, pinned)
     raise TypeError(f"Unknown run event {event!r}")
 
 

@@ -64,7 +64,7 @@ def test_every_page_fits_and_is_shot(
     page.fill("#id_new-mock_output", "High water at 06:12, low water at 12:31")
     page.locator("#tools details.new button[type=submit]").click()
     expect(page.locator("#tools details.tool:not(.new)")).to_have_count(4)
-    page.fill("textarea[name=message]", "/chat 200 the tides along the Atlantic coast")
+    page.fill("textarea[name=message]", "/chat 800 the tides along the Atlantic coast")
     page.keyboard.press("Enter")
     expect(page.locator("#transcript .item.live .streaming")).not_to_have_text("")
     page.wait_for_timeout(1_500)

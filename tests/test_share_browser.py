@@ -90,6 +90,7 @@ def test_a_viewer_follows_a_run_live_until_the_owner_revokes_the_link(
         expect(viewer.locator("#stop")).to_have_count(0)
         expect(owner.locator("#status")).to_have_attribute("data-busy", "true")
         expect(viewer.locator("#transcript .item.message.user .body")).to_have_text(MESSAGE)
+        expect(viewer.locator("#shared-title")).to_have_text(MESSAGE)  # its first message titles it
 
         revoke = owner.locator("#share button.revoke")
         revoke.scroll_into_view_if_needed()  # the clock times the revocation, not the scroll

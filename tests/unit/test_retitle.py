@@ -117,8 +117,12 @@ def test_a_pinned_sessions_row_keeps_its_pin() -> None:
     assert ">Unpin</button>" in html
 
 
-def test_a_viewer_gets_nothing_and_the_event_travels_between_processes() -> None:
+def test_a_viewer_gets_the_heading_only_and_the_event_travels_between_processes() -> None:
     event = Retitled(SESSION_ID, HOSTILE, pinned=True)
-    assert viewer_event_html(event) == ""
+    viewer = viewer_event_html(event)
+    assert viewer.startswith('<h1 id="shared-title" data-title hx-swap-oob="true">')
+    assert "<script" not in viewer
+    assert "session-list" not in viewer  # no sidebar row, no settings field
+    assert 'name="title"' not in viewer
     assert decode(encode(event)) == event
     assert "<script" not in event_html(event)
