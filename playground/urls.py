@@ -18,6 +18,7 @@ urlpatterns = [
     path("sessions/<uuid:session_id>/settings/", views.session_settings, name="session-settings"),
     path("sessions/<uuid:session_id>/tools/", views.tool_save, name="tool-new"),
     path("sessions/<uuid:session_id>/tools/<int:tool_id>/", views.tool_save, name="tool-save"),
+    path("sessions/<uuid:session_id>/tools/<int:tool_id>/form/", views.tool_form, name="tool-form"),
     path(
         "sessions/<uuid:session_id>/tools/<int:tool_id>/delete/",
         views.tool_delete,

@@ -190,12 +190,12 @@ def session_settings(request: HttpRequest, session_id: str) -> HttpResponse:
 def tools_context(
     session: Session, tools: list[Tool], bound: ToolForm | None = None
 ) -> dict[str, Any]:
-    """The tools panel: an edit form per tool and an "add" form (``bound`` shows its errors)."""
+    """The tools panel: each tool's row and an "add" form (``bound`` shows its errors). A tool's
+    edit form comes when its row is opened (:func:`tool_form`): rendering a dozen fields per tool
+    was most of a session page's time, for forms seldom opened."""
 
-    def edit_form(tool: Tool) -> ToolForm:
-        if bound is not None and bound.instance.pk == tool.pk:
-            return bound
-        return ToolForm(instance=tool, session=session, prefix=f"t{tool.pk}")
+    def edit_form(tool: Tool) -> ToolForm | None:
+        return bound if bound is not None and bound.instance.pk == tool.pk else None
 
     new = bound if bound is not None and bound.instance.pk is None else None
     return {
@@ -230,6 +230,17 @@ def tool_save(request: HttpRequest, session_id: str, tool_id: int | None = None)
     form.save()
     _announce(session, "Tools saved: the next turn uses them.")
     return _tools_panel(request, session)
+
+
+@require_GET
+def tool_form(request: HttpRequest, session_id: str, tool_id: int) -> HttpResponse:
+    """A tool's edit form, for its row in the tools panel when opened."""
+    queryset = visible_sessions(request.user, request.session.session_key)
+    session = get_object_or_404(queryset, pk=session_id)
+    tool = get_object_or_404(Tool, pk=tool_id, session=session)
+    form = ToolForm(instance=tool, session=session, prefix=f"t{tool.pk}")
+    context = {"session": session, "tool": tool, "form": form}
+    return render(request, "playground/session.html#tool_form", context)
 
 
 @require_POST

@@ -149,3 +149,23 @@ def test_an_import_error_and_a_strangers_url_fit_a_phone(
     expect(page.get_by_role("heading", name="This session is not here")).to_be_visible()
     assert overflow(page) == 0
     context.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_tools_form_loads_when_its_row_opens_and_saves(
+    browser: Browser, live: LiveServer
+) -> None:
+    page = open_new_session(browser, live, WIDE)
+    row = page.locator("#tools details.tool:not(.new)", has_text="calculator")
+    expect(row.locator("form")).to_have_count(0)  # not rendered until asked for
+    row.locator("summary").click()
+    description = row.locator("textarea[name$=-description]")
+    expect(description).to_be_visible()
+    description.fill("Exact arithmetic.")
+    row.get_by_role("button", name="Save tool").click()
+    expect(page.locator("#notice")).to_contain_text("Tools saved")
+    page.reload()
+    page.locator("#tools details.tool:not(.new)", has_text="calculator").locator("summary").click()
+    saved = page.locator("#tools details.tool:not(.new) textarea[name$=-description]")
+    expect(saved).to_have_value("Exact arithmetic.")
+    page.context.close()

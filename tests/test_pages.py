@@ -113,7 +113,8 @@ def test_a_new_session_starts_with_the_built_in_tools_on() -> None:
     assert "No tools" not in panel
     for tool in tools:
         assert f"<summary><code>{tool.name}</code>" in panel
-        assert f'name="t{tool.pk}-name"' in panel
+        form = browser.get(f"/sessions/{session.pk}/tools/{tool.pk}/form/").content.decode()
+        assert f'name="t{tool.pk}-name"' in form
 
 
 def test_a_session_made_otherwise_starts_without_tools() -> None:

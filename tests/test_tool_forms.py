@@ -72,6 +72,13 @@ def session(browser: Client) -> Session:
     return new_session_of(browser, tools=False)  # the panel starts empty
 
 
+def edit_form(browser: Client, tool: Tool) -> str:
+    """A tool's edit form, as its row fetches it when opened."""
+    response = browser.get(f"{tool_url(tool)}form/")
+    assert response.status_code == 200
+    return text(response)
+
+
 def add(browser: Client, session: Session, **values: Any) -> Response:
     response: Response = browser.post(tools_url(session), fields(**values))
     return response
@@ -94,9 +101,12 @@ def test_adding_a_tool_saves_it_and_returns_the_panel(browser: Client, session: 
     assert tool.mock_output == '{"city": "{{city}}", "sky": "clear"}'
     assert "<code>weather</code>" in page
     assert "needs approval" in page
-    # Its edit form, under its own prefix, and a fresh "add" form.
-    assert f'name="t{tool.pk}-name"' in page
-    assert f'hx-post="{tool_url(tool)}"' in page
+    # Its row fetches its edit form when opened, under its own prefix; a fresh "add" form.
+    assert f'hx-get="{tool_url(tool)}form/"' in page
+    assert f'name="t{tool.pk}-name"' not in page
+    form = edit_form(browser, tool)
+    assert f'name="t{tool.pk}-name"' in form
+    assert f'hx-post="{tool_url(tool)}"' in form
     assert "Add a tool" in page
     assert 'name="new-name"' in page
     assert 'name="new-name" value="weather"' not in page
@@ -258,9 +268,10 @@ def test_updating_a_tool_changes_it(browser: Client, tool: Tool) -> None:
 
 
 def test_an_edit_form_shows_the_schema_as_json(browser: Client, session: Session) -> None:
-    page = assert_tools_panel(add(browser, session))
-    pk = Tool.objects.get(session=session).pk
-    found = re.search(rf'<textarea name="t{pk}-parameters"[^>]*>(.*?)</textarea>', page, re.S)
+    assert_tools_panel(add(browser, session))
+    tool = Tool.objects.get(session=session)
+    page = edit_form(browser, tool)
+    found = re.search(rf'<textarea name="t{tool.pk}-parameters"[^>]*>(.*?)</textarea>', page, re.S)
     assert found, page
     # Indented JSON (not a Python repr); key order is the database's (jsonb sorts keys).
     assert json.loads(found.group(1)) == WEATHER_SCHEMA
@@ -391,11 +402,21 @@ def test_the_session_page_shows_the_tools_panel(browser: Client, session: Sessio
     assert "No tools" not in panel
     for tool in Tool.objects.filter(session=session):
         assert f"<code>{tool.name}</code>" in panel
-        assert f'name="t{tool.pk}-name"' in panel
-        assert f'hx-post="{tool_url(tool)}delete/"' in panel
+        assert f'hx-get="{tool_url(tool)}form/"' in panel
+        form = edit_form(browser, tool)
+        assert f'name="t{tool.pk}-name"' in form
+        assert f'hx-post="{tool_url(tool)}delete/"' in form
     weather = '<code>weather</code> <span class="mode" title="Mock (a canned output)">mock</span>'
     assert weather + ' <span class="mode approval">needs approval</span></summary>' in panel
     calc = '<code>calc</code> <span class="mode" title="Built-in (runs on the server)">built-in'
     assert calc + "</span></summary>" in panel
     assert "Add a tool" in panel
     assert len(re.findall(r'name="new-name"', panel)) == 1
+
+
+def test_a_tools_edit_form_is_its_owners_only(browser: Client, session: Session) -> None:
+    add(browser, session)
+    tool = Tool.objects.get(session=session)
+    assert browser.get(f"{tool_url(tool)}form/").status_code == 200
+    assert Client().get(f"{tool_url(tool)}form/").status_code == 404
+    assert browser.post(f"{tool_url(tool)}form/").status_code == 405
