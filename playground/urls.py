@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
-from playground import sidebar, views
+from playground import share_views, sidebar, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -25,15 +25,15 @@ urlpatterns = [
         name="tool-delete",
     ),
     path("sessions/<uuid:session_id>/export/", views.session_export, name="session-export"),
-    path("sessions/<uuid:session_id>/share/", views.share_create, name="share-new"),
+    path("sessions/<uuid:session_id>/share/", share_views.share_create, name="share-new"),
     path(
         "sessions/<uuid:session_id>/share/<int:link_id>/revoke/",
-        views.share_revoke,
+        share_views.share_revoke,
         name="share-revoke",
     ),
     # A link is /s/#<token>: the fragment never reaches a server, so no access log holds it.
-    path("s/", views.share_view, name="share-view"),
-    path("s/<str:token>/", views.share_old_link, name="share-old-link"),
+    path("s/", share_views.share_view, name="share-view"),
+    path("s/<str:token>/", share_views.share_old_link, name="share-old-link"),
     # Before the admin's own URLs, which would answer 404 for these.
     path("admin/inspector/", include("playground.inspector.urls")),
     path("admin/", admin.site.urls),
