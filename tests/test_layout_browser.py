@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect
+from playwright.sync_api import Browser, ViewportSize, expect
 
+from tests.chromium import new_session_page, overflow
 from tests.liveserver import LiveServer
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
@@ -24,27 +25,11 @@ def live(migrated_database: Path) -> Iterator[LiveServer]:
     server.stop()
 
 
-def open_new_session(browser: Browser, server: LiveServer, viewport: ViewportSize) -> Page:
-    context = browser.new_context(base_url=server.base_url, viewport=viewport)
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    page.goto("/")
-    page.click("#new-session")
-    page.wait_for_url("**/sessions/*/")
-    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
-    return page
-
-
-def overflow(page: Page) -> int:
-    width: int = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    return width
-
-
 @pytest.mark.timeout(60)
 def test_the_instructions_are_edited_at_the_top_of_the_conversation(
     browser: Browser, live: LiveServer
 ) -> None:
-    page = open_new_session(browser, live, WIDE)
+    page = new_session_page(browser, live, WIDE)
     card = page.locator("#instructions")
     expect(card).to_have_attribute("open", "")  # a new session shows them open
     box = card.locator("textarea[name=instructions]")
@@ -72,7 +57,7 @@ def test_the_instructions_are_edited_at_the_top_of_the_conversation(
 def test_a_suggestion_fills_the_composer_and_goes_once_the_session_starts(
     browser: Browser, live: LiveServer
 ) -> None:
-    page = open_new_session(browser, live, WIDE)
+    page = new_session_page(browser, live, WIDE)
     suggestion = page.locator("button.suggestion", has_text="/chat")
     suggestion.click()
     box = page.locator("textarea[name=message]")
@@ -88,7 +73,7 @@ def test_a_suggestion_fills_the_composer_and_goes_once_the_session_starts(
 
 @pytest.mark.timeout(60)
 def test_on_a_phone_the_sessions_are_a_drawer(browser: Browser, live: LiveServer) -> None:
-    page = open_new_session(browser, live, PHONE)
+    page = new_session_page(browser, live, PHONE)
     sidebar = page.locator("#sessions-panel")
     toggle = page.locator("#sessions-toggle")
     expect(sidebar).to_be_hidden()
@@ -112,7 +97,7 @@ def test_on_a_phone_the_sessions_are_a_drawer(browser: Browser, live: LiveServer
 def test_the_wide_page_shows_sidebar_conversation_and_settings_side_by_side(
     browser: Browser, live: LiveServer
 ) -> None:
-    page = open_new_session(browser, live, WIDE)
+    page = new_session_page(browser, live, WIDE)
     expect(page.locator("#sessions-toggle")).to_be_hidden()
     boxes = [
         page.locator(css).bounding_box()
@@ -155,7 +140,7 @@ def test_an_import_error_and_a_strangers_url_fit_a_phone(
 def test_a_tools_form_loads_when_its_row_opens_and_saves(
     browser: Browser, live: LiveServer
 ) -> None:
-    page = open_new_session(browser, live, WIDE)
+    page = new_session_page(browser, live, WIDE)
     row = page.locator("#tools details.tool:not(.new)", has_text="calculator")
     expect(row.locator("form")).to_have_count(0)  # not rendered until asked for
     row.locator("summary").click()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
+from tests.chromium import overflow
 from tests.liveserver import LiveServer
 
 PASSWORD = "screenshots-staff-password"
@@ -34,8 +35,8 @@ def folder(tmp_path: Path) -> Path:
 
 
 def shoot(page: Page, folder: Path, name: str, width: int) -> None:
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow == 0, f"{name} at {width} px is {overflow} px too wide"
+    too_wide = overflow(page)
+    assert too_wide == 0, f"{name} at {width} px is {too_wide} px too wide"
     page.screenshot(path=folder / f"{name}-{width}.png")
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
+from tests.chromium import new_session_page, overflow
 from tests.liveserver import LiveServer
 
 
@@ -20,24 +21,6 @@ def live(migrated_database: Path) -> Iterator[LiveServer]:
     server = LiveServer(template=migrated_database).start()
     yield server
     server.stop()
-
-
-# Playwright's own default window (viewport=None would mean no viewport at all).
-DEFAULT_VIEWPORT: ViewportSize = {"width": 1280, "height": 720}
-
-
-def new_session_page(
-    browser: Browser, server: LiveServer, viewport: ViewportSize = DEFAULT_VIEWPORT
-) -> Page:
-    """A new session's page in a new browser context (its own visitor), its socket connected."""
-    context = browser.new_context(base_url=server.base_url, viewport=viewport)
-    context.set_default_timeout(20_000)
-    tab = context.new_page()
-    tab.goto("/")
-    tab.click("#new-session")
-    tab.wait_for_url("**/sessions/*/")
-    expect(tab.locator("#status")).to_have_attribute("data-busy", "false")
-    return tab
 
 
 @pytest.fixture
@@ -149,12 +132,6 @@ def test_a_strangers_session_is_a_page_that_says_so(browser: Browser, page: Page
     expect(tab.locator("body")).not_to_contain_text("URLconf")  # Django's debug page
     expect(tab.get_by_role("link", name="Start a new session")).to_be_visible()
     stranger.close()
-
-
-def overflow(page: Page) -> int:
-    """How many pixels the page is wider than the window (0: no horizontal scrolling)."""
-    width: int = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    return width
 
 
 TOO_WIDE = """[...document.querySelectorAll("body *")]
