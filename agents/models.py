@@ -57,6 +57,13 @@ class Session(models.Model):
     fence = models.PositiveBigIntegerField(default=0, editable=False)
     # Listed first in the sidebar (playground/sidebar.py).
     pinned = models.BooleanField(default=False)
+    # The transcript is a tree (agents/run/tree.py): the branch shown and continued runs through
+    # this item's position, then down its newest children. None: the newest line of all.
+    head = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    # A session forked from another's response: where it came from (playground/forking.py).
+    forked_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks"
+    )
 
     class Meta:
         ordering = ["-pinned", "-updated"]
@@ -168,6 +175,11 @@ class Step(models.Model):
     cached_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     retries = models.PositiveSmallIntegerField(default=0)
+    # How the request found its parent (agents/upstream/delta.py ROUTES): the socket's own lane,
+    # another lane's latest response, a stored response, or none (the full context).
+    route = models.CharField(max_length=10, blank=True, default="")
+    lane = models.CharField(max_length=40, blank=True, default="")  # the stream_id ("" default)
+    stored = models.BooleanField(default=False)  # asked with store=true: found again by id
     # Time spent answering this step's function calls (tools, people).
     tool_ms = models.FloatField(default=0)
     # For the waterfall: the position of the user message that started the run, and when this
@@ -192,7 +204,9 @@ class Item(models.Model):
         INTERRUPTED = "interrupted"  # the upstream failed while this item streamed
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="items")
-    position = models.PositiveIntegerField()
+    position = models.PositiveIntegerField()  # insertion order in the session, over all branches
+    # The position of the item this one follows on its branch (None: the first message).
+    parent = models.PositiveIntegerField(null=True, blank=True)
     step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL)
     data = models.JSONField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.COMPLETED)

@@ -16,6 +16,8 @@ TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)([^>]*?)(/?)>")
 ATTR_RE = re.compile(r'([a-zA-Z-]+)="([^"]*)"')
 VOID = frozenset({"br", "hr", "img", "input", "meta", "link", "wbr", "col", "area", "source"})
 BADGE_RE = re.compile(r'<div class="badge">[^<]*</div>')
+# Inert markup inside an item (its copy source, its editor): the browser shows none of it.
+TEMPLATE_RE = re.compile(r"<template\b.*?</template>", re.DOTALL)
 PRE_RE = re.compile(r"<pre>(.*)</pre>", re.DOTALL)
 BODY_RE = re.compile(r'<div class="body">(.*)</div>', re.DOTALL)
 
@@ -108,7 +110,7 @@ def _block(element: Element) -> Block | None:
         return None  # a step's metrics or a waterfall
     classes = element.attrs.get("class", "").split()
     status = classes[-1] if classes else ""
-    inner = BADGE_RE.sub("", element.inner)
+    inner = TEMPLATE_RE.sub("", BADGE_RE.sub("", element.inner))
     # A message's body, or the full text of a call or an output (below its summary line).
     body = BODY_RE.search(inner) or PRE_RE.search(inner)
     return Block(element_id, plain(body.group(1) if body else inner), status)

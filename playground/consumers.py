@@ -11,7 +11,7 @@ from agents.live import admission, wire
 from playground import quotas, render
 from playground.access import anonymously_owned, visible_sessions
 from playground.feed_socket import FeedConsumer
-from playground.protocol import CLOSE_FORBIDDEN, FrameError, parse_frame
+from playground.protocol import CLOSE_FORBIDDEN, RUN_ACTIONS, FrameError, parse_frame
 from playground.socket_auth import resolve_user
 
 
@@ -52,12 +52,12 @@ class SessionConsumer(FeedConsumer):
         if action.name == "ack":
             self.outbox.acknowledge(action.received)
             return
-        if action.name == "send":
+        if action.name in RUN_ACTIONS:
             refusal = await quotas.run_refusal(quotas.socket_address(self.scope))
             if refusal:
                 self.refused(("rate_limited", refusal))
                 return
-        await self.subscription.command(action.name, action.message, action.call_id)
+        await self.subscription.command(action.name, action.message, action.target)
 
     async def runner_reply(self, message: wire.RunnerReply) -> None:
         """Channel message: another process's runner answered a command."""

@@ -2,15 +2,21 @@
 
 The file (documented in docs/sharing-and-inspector.md)::
 
-    {"format": "agent-playground.session", "version": 1, "exported": "<ISO 8601 time>",
-     "session": {<settings>}, "tools": [{...}], "steps": [{...}], "items": [{...}]}
+    {"format": "agent-playground.session", "version": 2, "exported": "<ISO 8601 time>",
+     "session": {<settings>, "head"}, "tools": [{...}], "steps": [{...}], "items": [{...}]}
 
 Ids in a file are never trusted, so none are written: an item names its step by the step's
-index in ``steps``. An import validates everything before it writes anything, then creates a
-new session, owned by the importer, in one transaction. The format is published as a JSON
-Schema (``schemas/session-export.schema.json``); a file is checked against it, then against
-what a schema cannot say (finite numbers, Unicode text, step indexes, unique names), then
-by the models' own fields.
+index in ``steps``, and the item it follows (``parent``, the transcript being a tree: see
+``agents/run/tree.py``) by that item's position, as the session names its ``head``. Version 1
+files (before branches: no ``parent``, ``head``, or a step's ``route``, ``lane``, ``stored``)
+still import, as one line: each item follows the one before it by position.
+
+An import validates everything before it writes anything, then creates a new session, owned
+by the importer, in one transaction (linked to no other session: ``forked_from`` is not
+exported). The format is published as a JSON Schema (``schemas/session-export.schema.json``);
+a file is checked against it, then against what a schema cannot say (finite numbers, Unicode
+text, step indexes, unique names, parents and head that are items' positions), then by the
+models' own fields.
 """
 
 from __future__ import annotations
@@ -34,10 +40,20 @@ from agents.tools.executor import schema_problem
 from playground import jsonsafe
 
 FORMAT = "agent-playground.session"
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)  # the versions parse() reads
 MAX_BYTES = 10 * 1024 * 1024
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "session-export.schema.json"
-SESSION_FIELDS = ("title", "model", "instructions", "store", "transport", "max_steps", "pinned")
+SESSION_FIELDS = (
+    "title",
+    "model",
+    "instructions",
+    "store",
+    "transport",
+    "max_steps",
+    "pinned",
+    "head",
+)
 TOOL_FIELDS = (
     "name",
     "description",
@@ -61,11 +77,16 @@ STEP_FIELDS = (
     "cached_tokens",
     "output_tokens",
     "retries",
+    "route",
+    "lane",
+    "stored",
     "tool_ms",
     "turn_position",
     "started_ms",
 )
-ITEM_FIELDS = ("position", "data", "status", "in_context")
+ITEM_FIELDS = ("position", "parent", "data", "status", "in_context")
+# Fields that version 1 did not have: in a version 1 file they are unknown fields.
+NEW_IN_2 = {"session": ("head",), "steps": ("route", "lane", "stored"), "items": ("parent",)}
 
 
 class ExchangeError(Exception):
@@ -143,14 +164,18 @@ def parse(raw: bytes) -> Imported:
         raise ExchangeError(400, "The file must hold a JSON object.")
     if data.get("format") != FORMAT:
         raise ExchangeError(422, f'Not a session export: "format" must be "{FORMAT}".')
-    if data.get("version") != VERSION:
-        raise ExchangeError(422, f'Unsupported "version": this server reads version {VERSION}.')
+    version = data.get("version")
+    if type(version) is not int or version not in VERSIONS:
+        read = " and ".join(str(number) for number in VERSIONS)
+        raise ExchangeError(422, f'Unsupported "version": this server reads versions {read}.')
     problem = jsonsafe.problem(data)
     if problem:
         raise ExchangeError(422, problem)
     invalid = next(iter(_validator().iter_errors(data)), None)
     if invalid is not None:
         raise ExchangeError(422, _describe(invalid))
+    if version == 1:
+        _refuse_new_fields(data)
     session = _record(Session, _object(data.get("session"), "session", SESSION_FIELDS), "session")
     tools = [_tool(entry, n) for n, entry in enumerate(_list(data, "tools"))]
     names = [tool.name for tool in tools]
@@ -164,7 +189,59 @@ def parse(raw: bytes) -> Imported:
     positions = [item.position for item, _ in items]
     if len(set(positions)) != len(positions):
         raise ExchangeError(422, "items: two items have the same position.")
+    if version == 1:
+        _link_in_order([item for item, _ in items])
+    else:
+        _check_links([item for item, _ in items])
+    if session.head is not None and session.head not in set(positions):
+        message = f"no item has position {session.head}; must be null or the position of an item."
+        raise ExchangeError(422, f"session.head: {message}")
     return Imported(session, tools, steps, items)
+
+
+def _refuse_new_fields(data: dict[str, Any]) -> None:
+    """A version 1 file has none of version 2's fields (the schema, shared, allows them). Runs
+    after the schema: the session is an object, steps and items are lists."""
+    entries: list[tuple[str, Any, tuple[str, ...]]] = [
+        ("session", data["session"], NEW_IN_2["session"])
+    ]
+    for key in ("steps", "items"):
+        entries += [
+            (f"{key}[{n}]", entry, NEW_IN_2[key]) for n, entry in enumerate(data.get(key, []))
+        ]
+    for where, entry, names in entries:
+        found = next((name for name in names if name in entry), None)
+        if found is not None:
+            message = f"unknown field {found!r} (new in version 2; this file says version 1)"
+            raise ExchangeError(422, f"{where}: {message}.")
+
+
+def _link_in_order(items: list[Item]) -> None:
+    """Version 1: the transcript was one line, each item following the one before it."""
+    previous: int | None = None
+    for item in sorted(items, key=lambda item: item.position):
+        item.parent = previous
+        previous = item.position
+
+
+def _check_links(items: list[Item]) -> None:
+    """Each parent is the position of an older item (a lower position) in the file: so there
+    is no cycle, and every branch reaches a root."""
+    positions = {item.position for item in items}
+    for number, item in enumerate(items):
+        parent = item.parent
+        if parent is None:
+            continue
+        if parent == item.position:
+            problem = "an item cannot follow itself"
+        elif parent > item.position:
+            problem = f"{parent} is not lower than the item's position {item.position}"
+        elif parent not in positions:
+            problem = f"no item has position {parent}"
+        else:
+            continue
+        rule = "must be null or the position of an item with a lower position"
+        raise ExchangeError(422, f"items[{number}].parent: {problem}; {rule}.")
 
 
 @functools.cache

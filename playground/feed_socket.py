@@ -104,7 +104,7 @@ class FeedConsumer(AsyncWebsocketConsumer):
 
     async def render(self, snap: Snapshot) -> str:
         head = snap.head
-        transcript = await render.durable_transcript(self.session_id, head)
+        transcript = await render.durable_transcript(self.session_id, head, self.read_only)
         if head is None:  # the log is gone: the database as it is, no guessing
             running = bool((await context_store().get(self.session_id)).get("running"))
             return render.snapshot(transcript, [], running, self.read_only)

@@ -13,8 +13,10 @@ from django.conf import settings
 from agents.scalar_text import valid_text
 from playground import jsonsafe
 
-ACTIONS = ("send", "stop", "tool_output", "approve", "ack")
+ACTIONS = ("send", "stop", "tool_output", "approve", "ack", "edit", "regenerate", "branch")
 MAX_MESSAGE_CHARS = 100_000
+RUN_ACTIONS = ("send", "edit", "regenerate")  # the actions that start a run (and are rate-limited)
+MAX_POSITION_DIGITS = 9  # positions are PositiveIntegerFields: below 2**31
 
 # How the browser sockets close. daphne (autobahn) can send only 1000 and 3000-4999 (1012 raises
 # "invalid close code" and the socket dies as 1006), and htmx's ws extension reconnects by itself
@@ -49,7 +51,9 @@ def page_constants(request: object) -> dict[str, object]:
 class Action:
     name: str
     message: str = ""
-    call_id: str = ""
+    # The call an answer is for, or the position of the item an edit, a regenerate or a branch
+    # switch is about.
+    target: str = ""
     received: int = 0  # an ack: how many frames the page has applied
 
 
@@ -88,13 +92,33 @@ def parse_frame(text: str | None, data: bytes | None) -> Action:
         return Action("stop")
     if name in ("tool_output", "approve"):
         return _answer(name, frame)
+    if name in ("regenerate", "branch"):
+        return Action(name, target=_position(frame))
+    message = _message(frame)
+    if name == "edit":
+        return Action("edit", message, _position(frame))
+    return Action("send", message)
+
+
+def _position(frame: dict[str, object]) -> str:
+    """An item's position, as the page's forms send it (a decimal string) or as a number."""
+    value = frame.get("target")
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise FrameError("invalid_frame", "Which message? The frame has no target.")
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or len(text) > MAX_POSITION_DIGITS:
+        raise FrameError("invalid_frame", "A target is a message's position: a whole number.")
+    return str(int(text))
+
+
+def _message(frame: dict[str, object]) -> str:
     message = frame.get("message")
     if not isinstance(message, str) or not message.strip():
         raise FrameError("empty_message", "Type a message before sending.")
     if len(message) > MAX_MESSAGE_CHARS:
         raise FrameError("message_too_long", f"Messages are limited to {MAX_MESSAGE_CHARS} chars.")
     _check_text(message, "The message")
-    return Action("send", message.strip())
+    return message.strip()
 
 
 def _check_text(text: str, what: str) -> None:

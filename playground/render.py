@@ -12,7 +12,8 @@ from django.utils.safestring import mark_safe
 
 from agents import dbthread
 from agents.live.feed import Head
-from agents.models import Item, Step
+from agents.models import Item, Session, Step
+from agents.run import transcript
 from agents.run.events import (
     CallResolved,
     CallWaiting,
@@ -20,6 +21,7 @@ from agents.run.events import (
     ItemDone,
     ItemStarted,
     Notice,
+    Rebranched,
     Retitled,
     RunEvent,
     StepDone,
@@ -35,7 +37,7 @@ from playground.markdown import render_markdown
 
 PAGE = "playground/session.html"
 TRANSCRIPTS_KEPT = 64  # durable transcripts kept for reconnects (see durable_transcript)
-_transcripts: OrderedDict[tuple[str, str, int, int | None], str] = OrderedDict()
+_transcripts: OrderedDict[tuple[str, str, int, int | None, int, bool], str] = OrderedDict()
 _empty_transcript: str | None = None  # the transcript with no rows (see durable_transcript)
 
 
@@ -43,19 +45,37 @@ def partial(name: str, **context: Any) -> str:
     return render_to_string(f"{PAGE}#{name}", context)
 
 
-def item_row(item: Item) -> dict[str, Any]:
+def item_row(item: Item, siblings: tuple[int, ...] = ()) -> dict[str, Any]:
+    """An item's row; ``siblings`` (itself among them) when it has any: its branch switcher."""
     html = render_markdown(item.text) if item.kind == "message" else ""
-    return {"item": item, "html": mark_safe(html)}
+    row: dict[str, Any] = {"item": item, "html": mark_safe(html)}
+    if len(siblings) > 1:
+        index = siblings.index(item.position)
+        row["fork"] = {
+            "index": index + 1,
+            "count": len(siblings),
+            "previous": siblings[index - 1] if index > 0 else None,
+            "next": siblings[index + 1] if index + 1 < len(siblings) else None,
+        }
+    return row
 
 
 def transcript_rows(
-    items: list[Item], steps: dict[int, Step], open_run: int | None = None
+    items: list[Item],
+    steps: dict[int, Step],
+    open_run: int | None = None,
+    forks: dict[int, tuple[int, ...]] | None = None,
 ) -> list[dict[str, Any]]:
     """Items in order, each step's metrics after the last item it produced, and each finished
     run's waterfall after the run (``open_run`` is still going: its waterfall comes live), every
-    one on the scale of the session's longest run (playground/waterfall.py)."""
+    one on the scale of the session's longest run (playground/waterfall.py). ``items`` are a
+    branch (agents/run/tree.py): only the steps that produced them count."""
+    forks = forks or {}
+    on_branch = {item.step_id for item in items}
     runs: dict[int, list[Step]] = {}
     for step in steps.values():
+        if step.pk not in on_branch:
+            continue
         if step.turn_position is not None and step.turn_position != open_run:
             runs.setdefault(step.turn_position, []).append(step)
     session_id = next((str(s.session_id) for s in steps.values() if s.session_id), None)
@@ -66,7 +86,7 @@ def transcript_rows(
         if item.role == "user" and item.kind == "message":
             rows.extend(_waterfall_row(charts, run))
             run = item.position
-        rows.append(item_row(item))
+        rows.append(item_row(item, forks.get(item.position, ())))
         following = items[index + 1].step_id if index + 1 < len(items) else None
         if item.step_id is not None and following != item.step_id and item.step_id in steps:
             rows.append({"step": steps[item.step_id]})
@@ -84,43 +104,62 @@ def waterfall(steps: list[Step] | tuple[Step, ...]) -> dict[str, Any]:
     return waterfalls.geometry(steps)
 
 
-async def durable_rows(session_id: str, below: int | None, open_run: int | None) -> list[Any]:
-    """The transcript rows of the items in the database below position ``below`` (all: None)."""
+async def durable_rows(session_id: str, below: int | None, head: Head | None = None) -> list[Any]:
+    """The transcript rows of the session's branch in the database, below position ``below``
+    (all: None); ``head`` says which run is open."""
     if below is not None and below <= 0:
         return []  # positions start at 0: nothing is below (a new session's first epoch)
-    # Both queries in one trip to the database thread: every snapshot pays for each trip.
-    items, steps = await dbthread.call(_items_and_steps, session_id, below)
-    return transcript_rows(items, steps, open_run)
+    open_run = head.turn if head is not None and head.running else None
+    start = head.start if head is not None and head.running else None
+    # One trip to the database thread: every snapshot pays for each trip.
+    items, steps, forks = await dbthread.call(branch_records, session_id, below, open_run, start)
+    return transcript_rows(items, steps, open_run, forks)
 
 
-def _items_and_steps(session_id: str, below: int | None) -> tuple[list[Item], dict[int, Step]]:
-    items = Item.objects.filter(session_id=session_id).order_by("position")
-    if below is not None:
-        items = items.filter(position__lt=below)
+def branch_records(
+    session_id: str,
+    below: int | None = None,
+    open_run: int | None = None,
+    start: int | None = None,
+) -> tuple[list[Item], dict[int, Step], dict[int, tuple[int, ...]]]:
+    """The session's branch (synchronous, for the database thread): its items below ``below``,
+    the steps and each forked item's siblings. While a regenerate of ``open_run`` runs, the
+    replies it replaces (between the message and the run's ``start``) are not on it."""
+    session = Session.objects.only("head").get(pk=session_id)
+    branch = transcript.branch_now(session)
+    path = [
+        position
+        for position in branch.path
+        if (below is None or position < below)
+        and not (open_run is not None and start is not None and open_run < position < start)
+    ]
+    items = list(Item.objects.filter(session_id=session_id, position__in=path).order_by("position"))
     steps = {step.pk: step for step in Step.objects.filter(session_id=session_id)}
-    return list(items), steps
+    return items, steps, branch.forks
 
 
-async def durable_transcript(session_id: str, head: Head | None) -> str:
+async def durable_transcript(session_id: str, head: Head | None, read_only: bool = False) -> str:
     """A snapshot's transcript: the items in the database below the log's base, as HTML (all
-    of them when the log is gone).
+    of them when the log is gone); a read-only one (a viewer's) has no edit or branch controls.
 
     During a runner's epoch nothing below its base changes, and tabs reconnecting during a run
     ask for the same transcript again and again: it is kept, by epoch, base and open run.
     """
     if head is None:
-        return partial("transcript", rows=await durable_rows(session_id, None, None), oob=True)
+        rows = await durable_rows(session_id, None)
+        return partial("transcript", rows=rows, oob=True, read_only=read_only)
     open_run = head.turn if head.running else None
     if head.base <= 0:  # nothing below the base: the same empty transcript for every session
         global _empty_transcript
         if _empty_transcript is None:
-            _empty_transcript = partial("transcript", rows=[], oob=True)
+            _empty_transcript = partial("transcript", rows=[], oob=True)  # no controls in it
         return _empty_transcript
-    key = (session_id, head.epoch, head.base, open_run)
+    key = (session_id, head.epoch, head.base, open_run, head.rev, read_only)
     html = _transcripts.get(key)
     if html is None:
-        rows = await durable_rows(session_id, head.base, open_run)
-        html = _transcripts[key] = partial("transcript", rows=rows, oob=True)
+        rows = await durable_rows(session_id, head.base, head)
+        html = partial("transcript", rows=rows, oob=True, read_only=read_only)
+        _transcripts[key] = html
         while len(_transcripts) > TRANSCRIPTS_KEPT:
             _transcripts.popitem(last=False)
     else:
@@ -161,15 +200,16 @@ def event_html(event: RunEvent, read_only: bool = False) -> str:
         case TurnStarted(user_item):
             row = item_row(user_item)
             composer = "" if read_only else partial("composer", oob=True)
-            return append(partial("item", **row)) + status(True, read_only) + composer
+            item = partial("item", read_only=read_only, **row)
+            return append(item) + status(True, read_only) + composer
         case ItemStarted(key, kind, label):
             return append(partial("live", key=key, kind=kind, label=label))
         case TextDelta(key, text):
             return text_delta(key, text)
         case ItemDone(key, item):
-            return partial("item", oob_target=key, **item_row(item))
+            return partial("item", oob_target=key, read_only=read_only, **item_row(item))
         case ItemAdded(item):
-            return append(partial("item", **item_row(item)))
+            return append(partial("item", read_only=read_only, **item_row(item)))
         case CallWaiting(call_id, name, arguments, kind):
             call = {"call_id": call_id, "name": name, "arguments": arguments, "kind": kind}
             waiting = partial("waiting", call=call, read_only=read_only)
@@ -194,6 +234,8 @@ def event_html(event: RunEvent, read_only: bool = False) -> str:
             return chart + ended + (notice(message, level, state) if message else "")
         case Notice(message):
             return notice(message)
+        case Rebranched():
+            return ""  # a live tab redraws from the database (agents/live/subscription.py)
         case Retitled(session_id, title, pinned):
             if read_only:  # a viewer's page has its own heading, and no sidebar
                 return render_to_string(

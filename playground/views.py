@@ -12,14 +12,15 @@ from django.shortcuts import aget_object_or_404, get_object_or_404, redirect, re
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
+from agents import dbthread
 from agents.live import wire
 from agents.live.store import context_store
-from agents.models import Item, Session, ShareLink, Step, Tool
+from agents.models import Session, ShareLink, Tool
 from agents.tools.starter import starter_tools
 from playground import exchange, model_picker, quotas, sidebar
 from playground.access import browser_key_hash, visible_sessions
 from playground.forms import ImportForm, SessionSettingsForm, ToolForm
-from playground.render import transcript_rows
+from playground.render import branch_records, transcript_rows
 from playground.share_views import share_context
 from playground.tool_presets import PRESETS
 from simulator.model import SCENARIOS
@@ -146,8 +147,7 @@ async def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     if session is None:  # the page itself, not Django's 404 (with DEBUG: its URL patterns)
         return render(request, "playground/not_found.html", status=404)
     listed = [found async for found in sidebar.listed(visible_sessions(user, key))]
-    items = [item async for item in Item.objects.filter(session=session).order_by("position")]
-    steps = {step.pk: step async for step in Step.objects.filter(session=session)}
+    items, steps, forks = await dbthread.call(branch_records, str(session.pk))
     hot = await context_store().get(str(session.pk))
     tools = [tool async for tool in Tool.objects.filter(session=session)]
     links = [link async for link in ShareLink.objects.filter(session=session)]
@@ -155,7 +155,7 @@ async def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
         **tools_context(session, tools),
         **share_context(session, links),
         "session": session,
-        "rows": transcript_rows(items, steps),
+        "rows": transcript_rows(items, steps, forks=forks),
         "form": SessionSettingsForm(instance=session),
         "busy": bool(hot.get("running")),
         **sidebar.context(listed, session.pk),

@@ -93,7 +93,7 @@
     if (event.key !== "Enter" || event.shiftKey || event.isComposing || !box.closest) {
       return;
     }
-    var composer = box.closest("#composer");
+    var composer = box.closest("#composer, .edit-form");
     if (composer && box.tagName === "TEXTAREA") {
       event.preventDefault();
       if (box.value.trim()) {
@@ -263,6 +263,28 @@
     if (box) {
       box.value = suggestion.dataset.prompt;
       box.focus();
+    }
+  });
+  // Edit a message in place: its editor (a ws-send form kept in a <template>) replaces its text
+  // until sent or cancelled; the new branch then redraws the transcript.
+  document.addEventListener("click", function (event) {
+    var item = event.target.closest && event.target.closest(".item");
+    if (!item) {
+      return;
+    }
+    if (event.target.closest("button.edit")) {
+      var open = item.querySelector(".edit-form");
+      if (!open) {
+        open = item.querySelector("template.editor").content.firstElementChild.cloneNode(true);
+        open.querySelector("textarea").value = item.querySelector("template.source").content.textContent;
+        item.querySelector(".body").after(open);
+        item.classList.add("editing");
+        htmx.process(open);
+      }
+      open.querySelector("textarea").focus();
+    } else if (event.target.closest("button.cancel-edit")) {
+      item.querySelector(".edit-form").remove();
+      item.classList.remove("editing");
     }
   });
   document.addEventListener("htmx:wsConfigSend", function (event) {

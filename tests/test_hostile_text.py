@@ -135,7 +135,10 @@ async def test_stored_items_with_lone_surrogates_still_render() -> None:
     call = {"type": "function_call", "name": "t", "arguments": "{\ud800}", "call_id": "c\ud800"}
     output = {"type": "function_call_output", "call_id": "c\ud800", "output": "o \udfff"}
     for position, data in enumerate((user, reply, call, output)):
-        await Item.objects.acreate(session=session, position=position, data=data, step=step)
+        parent = position - 1 if position else None
+        await Item.objects.acreate(
+            session=session, position=position, parent=parent, data=data, step=step
+        )
     page = await client_of(browser).get(f"/sessions/{session.pk}/")
     assert page.status_code == 200
     text = page.content.decode()
@@ -151,7 +154,7 @@ async def test_stored_items_with_lone_surrogates_still_render() -> None:
 
 async def test_upstream_output_with_lone_surrogates_is_replaced_not_crashed() -> None:
     class Holder:
-        chain: Chain | None = None
+        chains: dict[str | None, Chain] = {}
         requests = 0
         rotated_in = False
 

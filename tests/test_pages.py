@@ -236,6 +236,7 @@ def test_the_session_page_renders_the_transcript() -> None:
     reply = Item.objects.create(
         session=session,
         position=1,
+        parent=0,
         step=step,
         data={
             "type": "message",

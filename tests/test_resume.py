@@ -170,5 +170,12 @@ async def test_a_snapshot_keeps_the_durable_transcript_of_an_epoch_and_base() ->
     first.data = user_message("harbours")
     await first.asave()
     assert "tides" in await render.durable_transcript(sid, head)
-    for other in (Head("7", 2, 5, False, None), Head("8", 1, 0, False, None), None):
+    # A new base, a new epoch, a branch switch (its rev), or no log at all.
+    others = (
+        Head("7", 2, 5, False, None),
+        Head("8", 1, 0, False, None),
+        Head("7", 1, 3, False, None, rev=1),
+        None,
+    )
+    for other in others:
         assert "harbours" in await render.durable_transcript(sid, other)

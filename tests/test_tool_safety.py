@@ -394,7 +394,7 @@ async def test_a_call_left_without_output_is_answered_when_the_next_turn_starts(
         "arguments": "{}",
     }
     await Item.objects.acreate(session=session, position=0, data=user)
-    await Item.objects.acreate(session=session, position=1, data=call)
+    await Item.objects.acreate(session=session, position=1, parent=0, data=call)
     tab = await Tab(str(session.pk), browser).open()
     frames = await tab.turn("/chat 10 still there?")
     await tab.close()

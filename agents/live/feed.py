@@ -73,14 +73,20 @@ class Head:
     seq: int
     running: bool
     turn: int | None  # the running turn's user message position
+    # The running turn's first new position: a regenerate's older replies to ``turn`` lie
+    # between the two and are not on the branch being run (agents/run/tree.py).
+    start: int | None = None
+    rev: int = 0  # counts the epoch's branch switches: a transcript kept for another is stale
 
     def dumps(self) -> str:
-        return json.dumps([self.epoch, self.base, self.seq, self.running, self.turn])
+        fields = [self.epoch, self.base, self.seq, self.running, self.turn, self.start, self.rev]
+        return json.dumps(fields)
 
     @classmethod
     def loads(cls, text: str) -> Head:
-        epoch, base, seq, running, turn = json.loads(text)
-        return cls(str(epoch), int(base), int(seq), bool(running), turn)
+        epoch, base, seq, running, turn, *rest = json.loads(text)
+        start, rev = [*rest, None, 0][:2]
+        return cls(str(epoch), int(base), int(seq), bool(running), turn, start, int(rev or 0))
 
 
 @dataclass
@@ -143,9 +149,21 @@ class Feed:
         if self.relay is not None:
             self.relay.push(self.seq, event)
 
-    def checkpoint(self, base: int, seq: int, running: bool, turn: int | None = None) -> None:
-        """Items below ``base`` are durable and account for the events up to ``seq``."""
-        self.head = Head(self.head.epoch, base, seq, running, turn)
+    def checkpoint(
+        self,
+        base: int,
+        seq: int,
+        running: bool,
+        turn: int | None = None,
+        start: int | None = None,
+        rebranched: bool = False,
+    ) -> None:
+        """Items below ``base`` are durable and account for the events up to ``seq``; a
+        ``rebranched`` checkpoint follows a change of the session's branch."""
+        if running and start is None and self.head.running:
+            turn, start = self.head.turn, self.head.start  # the same run goes on
+        rev = self.head.rev + 1 if rebranched else self.head.rev
+        self.head = Head(self.head.epoch, base, seq, running, turn, start, rev)
         self.log = [entry for entry in self.log if entry.seq > seq]
         if self.relay is not None:
             self.relay.push_head(self.head)

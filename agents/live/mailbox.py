@@ -45,7 +45,7 @@ def _run(runner: SessionRunner | None, action: str, since: int, **fields: str) -
     if runner is None:
         problem: tuple[str, str] | None = ("moved", "The session moved to another server.")
     else:
-        problem = runner.command(action, fields.get("message", ""), fields.get("call_id", ""))
+        problem = runner.command(action, fields.get("message", ""), fields.get("target", ""))
     reply: wire.RunnerReply = {
         "type": wire.RUNNER_REPLY,
         "problem": list(problem) if problem else None,
@@ -68,7 +68,7 @@ async def _serve(name: str) -> None:
             await asyncio.sleep(1)
             continue
         runner = RUNNERS.get(str(message.get("session")))
-        fields = {k: str(message.get(k, "")) for k in ("message", "call_id")}
+        fields = {k: str(message.get(k, "")) for k in ("message", "target")}
         since = int(message.get("since") or 0)
         reply = _run(runner, str(message.get("action")), since, **fields)
         with suppress(Exception):

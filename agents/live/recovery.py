@@ -47,17 +47,19 @@ async def recover(
                 kept.setdefault(item.position, item)
     new = [item for position, item in sorted(kept.items()) if position not in known]
     position = max([base - 1, *kept]) + 1
+    # What the run wrote follows the run's message in a chain: the rest follows its last item.
+    tip = max(kept) if kept else (head.turn if head.turn is not None else base - 1)
     answered = {i.data.get("call_id") for i in kept.values() if i.kind == "function_call_output"}
     for call in [i for i in kept.values() if i.kind == "function_call" and i.in_context]:
         if call.data.get("call_id") not in answered:
             output = {"type": "function_call_output", "call_id": call.data["call_id"]}
             output["output"] = INTERRUPTED_CALL
-            new.append(_item(session_id, position, output, Item.Status.COMPLETED, True))
-            position += 1
+            new.append(_item(session_id, position, tip, output, Item.Status.COMPLETED, True))
+            tip, position = position, position + 1
     for key, (kind, label, parts) in streaming.items():
         data, usable = _partial(key, kind, label, "".join(parts))
-        new.append(_item(session_id, position, data, Item.Status.INTERRUPTED, usable))
-        position += 1
+        new.append(_item(session_id, position, tip, data, Item.Status.INTERRUPTED, usable))
+        tip, position = position, position + 1
     for item in new:
         item.session_id = session_id
         item.step_id = None
@@ -75,7 +77,19 @@ def _partial(key: str, kind: str, label: str, text: str) -> tuple[dict[str, Any]
     return {"type": kind, "id": key, "name": label, "arguments": text, "call_id": ""}, False
 
 
-def _item(session_id: str, position: int, data: dict[str, Any], status: str, usable: bool) -> Item:
+def _item(
+    session_id: str,
+    position: int,
+    parent: int | None,
+    data: dict[str, Any],
+    status: str,
+    usable: bool,
+) -> Item:
     return Item(
-        session_id=session_id, position=position, data=data, status=status, in_context=usable
+        session_id=session_id,
+        position=position,
+        parent=parent if parent is not None and parent >= 0 else None,
+        data=data,
+        status=status,
+        in_context=usable,
     )

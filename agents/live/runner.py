@@ -25,7 +25,7 @@ from agents.live.feed import Feed
 from agents.live.inspection import PROCESS, FrameLog, frames_json, report_state, report_tabs
 from agents.live.lease import keep_renewed, leases
 from agents.live.people import WaitingCalls
-from agents.live.turn import run_turn
+from agents.live.turn import Fork, run_turn, switch_branch
 from agents.live.warmup import PREWARM_TIMEOUT, warm
 from agents.run.events import Listener, Notice, Resync, RunEvent, StepDone, TurnEnded, TurnStarted
 from agents.run.stop import StopSignal
@@ -171,8 +171,10 @@ class SessionRunner:
         self.transports.fall_back()
         self.publish(Notice(f"Falling back to HTTP for this session: {reason}."))
 
-    async def rotate_if_due(self, fields: dict[str, Any], context: list[Item]) -> bool:
-        rotated = await self.transports.rotate_if_due(fields, context, self.session_id)
+    async def rotate_if_due(
+        self, fields: dict[str, Any], context: list[Item], lane: str | None = None
+    ) -> bool:
+        rotated = await self.transports.rotate_if_due(fields, context, self.session_id, lane)
         if rotated:
             self.report()
         return rotated
@@ -242,7 +244,7 @@ class SessionRunner:
 
     # -- commands --------------------------------------------------------------------------------
 
-    def command(self, action: str, message: str = "", call_id: str = "") -> Problem | None:
+    def command(self, action: str, message: str = "", target: str = "") -> Problem | None:
         """A browser's command, from any process; (code, problem) if it cannot be done."""
         if self.closed:
             return "moved", "The session moved to another server; try again."
@@ -253,7 +255,7 @@ class SessionRunner:
             return None
         if action in ("tool_output", "approve"):
             kind = "output" if action == "tool_output" else "approval"
-            problem = self.calls.answer(call_id, kind, message)
+            problem = self.calls.answer(target, kind, message)
             return ("answer_refused", problem) if problem else None
         if action == "rotate":
             return self._rotate_now()
@@ -263,6 +265,9 @@ class SessionRunner:
             return None
         if self.busy:
             return "busy", "A run is in progress: wait for it, or stop it."
+        if action == "branch":
+            self.turn_task = asyncio.create_task(self._switch(int(target)))
+            return None
         wait = self._rate.wait()
         if wait:
             limit = settings.QUOTA_RUNS_PER_MINUTE
@@ -270,24 +275,33 @@ class SessionRunner:
                 f"This session may start at most {limit} runs a minute: "
                 f"send again in {math.ceil(wait)} s."
             )
-        self.submit(message)
+        fork = Fork(int(target), edit=action == "edit") if action != "send" else None
+        self.submit(message, fork)
         self._rate.started()
         return None
 
-    def submit(self, text: str) -> bool:
-        """Start a run with the user's message; False if one is already running."""
+    def submit(self, text: str, fork: Fork | None = None) -> bool:
+        """Start a run with the user's message (or an edit or a regenerate); False if one is
+        already running."""
         if self.busy:
             return False
         self.stop.reset()
-        self.turn_task = asyncio.create_task(self._turn(text))
+        self.turn_task = asyncio.create_task(self._turn(text, fork))
         return True
 
-    async def _turn(self, text: str) -> None:
+    async def _turn(self, text: str, fork: Fork | None) -> None:
         try:
-            await run_turn(self, text)
+            await run_turn(self, text, fork)
         finally:
             self.turn_task = None
             self._schedule_idle_close()
+
+    async def _switch(self, position: int) -> None:
+        """Show another branch, in every tab (busy meanwhile: no run starts on the old one)."""
+        try:
+            await switch_branch(self, position)
+        finally:
+            self.turn_task = None
 
     def halt(self, status: str) -> None:
         self.stop.halt(status)

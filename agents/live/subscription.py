@@ -17,7 +17,7 @@ from typing import Protocol
 from agents.live import mailbox, sessions, wire
 from agents.live.feed import Snapshot, batch_events, read_log
 from agents.live.runner import Problem, SessionRunner
-from agents.run.events import Resync, RunEvent
+from agents.run.events import Rebranched, Resync, RunEvent
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,8 @@ class Subscription:
         """Called by the runner here for each of its events; queued, never awaited."""
         if isinstance(event, Resync):
             self.resync(event.reason)
+        elif isinstance(event, Rebranched):
+            self.resync("the branch changed")  # the transcript is redrawn from the database
         elif not self.closed:
             self.view.put(event)
 
@@ -151,8 +153,11 @@ class Subscription:
             return
         for seq, event in batch_events(message):
             if seq > self.seq:
-                self.view.put(event)
                 self.seq = seq
+                if isinstance(event, Rebranched):
+                    self.resync("the branch changed")
+                    return
+                self.view.put(event)
 
     def changed(self) -> None:
         """The session's settings or tools changed: the runner here warms its upstream."""
@@ -161,14 +166,14 @@ class Subscription:
 
     # -- commands --------------------------------------------------------------------------------
 
-    async def command(self, action: str, message: str = "", call_id: str = "") -> None:
+    async def command(self, action: str, message: str = "", target: str = "") -> None:
         """Run a command on the session's runner; a problem goes to ``view.refused``."""
         if self.runner is not None:
-            problem = self.runner.command(action, message, call_id)
+            problem = self.runner.command(action, message, target)
             if problem is not None:
                 self.refused(problem)
             return
-        fields = {"message": message, "call_id": call_id}
+        fields = {"message": message, "target": target}
         name = self.view.channel_name
         if not await mailbox.send_command(self.session_id, name, action, **fields):
             self.refused(NO_RUNNER)

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Protocol
 
 from agents.live.feed import Feed
 from agents.live.people import WaitingCalls
 from agents.live.store import context_store
-from agents.models import DEFAULT_TITLE, Session, title_from_message
-from agents.run import transcript
-from agents.run.events import ItemAdded, Retitled, TurnEnded, TurnStarted
+from agents.models import DEFAULT_TITLE, Item, Session, title_from_message
+from agents.run import transcript, tree
+from agents.run.events import ItemAdded, Notice, Rebranched, Retitled, TurnEnded, TurnStarted
 from agents.run.host import RunHost
 from agents.run.loop import AgentLoop
 from agents.run.writes import Fenced, WriteBehind
@@ -24,6 +25,19 @@ from agents.upstream.transports import Transports
 log = logging.getLogger(__name__)
 
 FAILED = "The run failed unexpectedly; the transcript is kept. Try again."
+
+
+class Refused(Exception):
+    """A fork that cannot start (the page showed a branch that is gone): nothing was written."""
+
+
+@dataclass(frozen=True)
+class Fork:
+    """A run that leaves the session's branch (agents/run/tree.py): an ``edit`` sends the text as
+    a sibling of the user message at ``position``; a regenerate answers that message again."""
+
+    position: int
+    edit: bool
 
 
 class TurnHost(RunHost, Protocol):
@@ -35,7 +49,19 @@ class TurnHost(RunHost, Protocol):
     def writes(self) -> WriteBehind: ...
 
 
-async def run_turn(host: TurnHost, text: str) -> None:
+@dataclass(frozen=True)
+class Start:
+    """How a run begins: the user's message, the branch before it, the next free position, the
+    upstream lane of the branch being run, and a title the message gave the session."""
+
+    user: Item
+    before: tuple[int, ...]
+    position: int
+    lane: str | None
+    retitled: list[str]
+
+
+async def run_turn(host: TurnHost, text: str, fork: Fork | None = None) -> None:
     sid = host.session_id
     status, message = "failed", ""
     loop: AgentLoop | None = None
@@ -44,30 +70,42 @@ async def run_turn(host: TurnHost, text: str) -> None:
     try:
         session = await Session.objects.aget(pk=sid)
         host.transports.choose(http=session.transport == "http")
-        position = await transcript.next_position(sid)
-        # Calls a failed run left unanswered get an error output first (issue 11, item 4).
-        for repair in await transcript.answer_unanswered_calls(session, position):
-            writes.submit(repair.save)
-            host.publish(ItemAdded(repair))
-            position += 1
-        user_item = transcript.new_item(session, position, transcript.user_message(text))
-        writes.submit(user_item.save)
-        retitled = _retitle(writes, session, position, text)
+        start = await _start(host, writes, session, text, fork)
+        if start is None:
+            return
         await writes.flush()  # the message is durable before anything goes upstream
-        base = position + 1
+        base = start.position
         with suppress(Exception):
             await context_store().update(sid, running="1")
-        host.publish(TurnStarted(user_item))
-        if retitled:
-            host.publish(Retitled(sid, retitled[0], session.pinned))
-        host.feed.checkpoint(base, host.feed.seq, running=True, turn=position)
-        loop = AgentLoop(host, session, position, writes)
+        user = start.user
+        if fork is None:
+            host.publish(TurnStarted(user))
+        if start.retitled:
+            host.publish(Retitled(sid, start.retitled[0], session.pinned))
+        host.feed.checkpoint(
+            base, host.feed.seq, running=True, turn=user.position, start=start.position,
+            rebranched=fork is not None,
+        )  # fmt: skip
+        if fork is not None:
+            # After the checkpoint: a tab redrawing for it finds the new branch in the database.
+            host.publish(Rebranched())
+        loop = AgentLoop(
+            host,
+            session,
+            user.position,
+            writes,
+            position=start.position,
+            path=(*start.before, user.position),
+            lane=start.lane,
+        )
         try:
             status, message = await loop.run()
         finally:
             base = loop.position
             # Everything of the run is in the database before its end is announced.
             await writes.flush()
+    except Refused as exc:
+        status, message = "failed", str(exc)
     except Exception as exc:
         if not isinstance(exc, Fenced):
             log.exception("Run of session %s failed", sid)
@@ -79,6 +117,42 @@ async def run_turn(host: TurnHost, text: str) -> None:
             await context_store().update(sid, running="")
         host.publish(TurnEnded(status, message, tuple(loop.steps) if loop else ()))
         host.feed.checkpoint(base, host.feed.seq, running=False)
+
+
+async def _start(
+    host: TurnHost, writes: WriteBehind, session: Session, text: str, fork: Fork | None
+) -> Start | None:
+    """Queue the run's first records: the user's message (a new one, or the one a regenerate
+    answers again) and, for a fork, the session's new head. None when the fork is refused."""
+    branch = await transcript.branch(session)
+    position = await transcript.next_position(session.pk)
+    if fork is None:
+        # Calls a failed run left unanswered get an error output first (issue 11, item 4).
+        before = branch.path
+        for repair in await transcript.answer_unanswered_calls(session, position, branch.tip):
+            writes.submit(repair.save)
+            host.publish(ItemAdded(repair))
+            before, position = (*before, repair.position), position + 1
+        tip = before[-1] if before else None
+        user = transcript.new_item(session, position, transcript.user_message(text), parent=tip)
+        writes.submit(user.save)
+        retitled = _retitle(writes, session, position, text)
+        return Start(user, before, position + 1, branch.lane(), retitled)
+    target = await _turn_message(session, branch, fork)
+    if target is None:
+        raise Refused("That message is not on the branch shown: reload the page.")
+    before = branch.path[: branch.path.index(target.position)]
+    if fork.edit:
+        message = transcript.user_message(text)
+        user = transcript.new_item(session, position, message, parent=target.parent)
+        writes.submit(user.save)
+        head, lane, position = position, f"b{position}", position + 1
+    else:
+        # The new reply's first item is a sibling of the old one's: its branch is named by it.
+        user, head, lane = target, target.position, f"b{position}"
+    writes.submit(lambda: Session.objects.filter(pk=session.pk).update(head=head))
+    session.head = head
+    return Start(user, before, position, lane, [])
 
 
 def _retitle(writes: WriteBehind, session: Session, position: int, text: str) -> list[str]:
@@ -96,3 +170,29 @@ def _retitle(writes: WriteBehind, session: Session, position: int, text: str) ->
 
     writes.submit(write)
     return saved
+
+
+async def _turn_message(session: Session, branch: tree.Branch, fork: Fork) -> Item | None:
+    """The user message a fork is about: the edited one, or the one a reply answered."""
+    if fork.position not in branch.path:
+        return None
+    upto = branch.path[: branch.path.index(fork.position) + 1]
+    if fork.edit:
+        upto = upto[-1:]
+    users = Item.objects.filter(
+        session=session, position__in=upto, data__type="message", data__role="user"
+    )
+    return await users.order_by("-position").afirst()
+
+
+async def switch_branch(host: TurnHost, position: int) -> None:
+    """Make the branch through the item at ``position`` the session's, and redraw every tab."""
+    updated = await Session.objects.filter(pk=host.session_id, items__position=position).aupdate(
+        head=position
+    )
+    if not updated:
+        host.publish(Notice("That branch is gone: reload the page."))
+        return
+    head = host.feed.head
+    host.feed.checkpoint(head.base, host.feed.seq, running=False, rebranched=True)
+    host.publish(Rebranched())

@@ -56,12 +56,14 @@ async def warm_up(
         return False
     tools = [tool async for tool in session.tools.all()]
     fields = session.request_fields(tools)
-    items = await transcript.context(session_id)
+    branch = await transcript.branch(session)
+    items, lane = await transcript.context(session, branch.path), branch.lane()
     if rotate:
         return await asyncio.wait_for(
-            transports.rotate_if_due(fields, items, session_id), PREWARM_TIMEOUT
+            transports.rotate_if_due(fields, items, session_id, lane), PREWARM_TIMEOUT
         )
-    turn = await asyncio.wait_for(transports.websocket.prewarm(fields, items), PREWARM_TIMEOUT)
+    prewarm = transports.websocket.prewarm(fields, items, lane)
+    turn = await asyncio.wait_for(prewarm, PREWARM_TIMEOUT)
     if turn is not None and turn.response_id:
         step = transcript.new_step(session, turn.metrics, turn.response_id, "completed")
         writes.submit(step.save)

@@ -61,7 +61,7 @@ class RunnerCommand(TypedDict, total=False):
     action: str
     reply_to: str
     message: str
-    call_id: str
+    target: str  # the call an answer is for, or the item an edit, regenerate or switch is about
     since: str
 
 

@@ -14,6 +14,12 @@ class TurnStarted:
 
 
 @dataclass(frozen=True)
+class Rebranched:
+    """The session's branch changed (a switch, an edit or a regenerate starting), published
+    after the checkpoint that says so: every tab redraws from the database (a resync)."""
+
+
+@dataclass(frozen=True)
 class ItemStarted:
     key: str  # the upstream item id, for the live element
     kind: str  # message or function_call
@@ -89,6 +95,7 @@ class Retitled:
 
 RunEvent = (
     TurnStarted
+    | Rebranched
     | ItemStarted
     | TextDelta
     | ItemDone
@@ -126,6 +133,7 @@ STEP_FIELDS = tuple(f.attname for f in Step._meta.concrete_fields if f.name != "
 def _item(item: Item) -> dict[str, Any]:
     return {
         "position": item.position,
+        "parent": item.parent,
         "data": item.data,
         "status": item.status,
         "in_context": item.in_context,
@@ -176,6 +184,7 @@ def decode(data: dict[str, Any]) -> RunEvent:
 
 EVENT_CLASSES = (
     TurnStarted,
+    Rebranched,
     ItemStarted,
     TextDelta,
     ItemDone,

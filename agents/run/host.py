@@ -38,6 +38,8 @@ class RunHost(Protocol):
     def fall_back(self, reason: str) -> None:
         """Use HTTP for the rest of the session's life in this process."""
 
-    async def rotate_if_due(self, fields: dict[str, Any], context: list[Item]) -> bool:
+    async def rotate_if_due(
+        self, fields: dict[str, Any], context: list[Item], lane: str | None = None
+    ) -> bool:
         """Replace the socket at this step boundary if it is old or staff asked; True if it was."""
         ...

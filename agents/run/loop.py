@@ -23,6 +23,7 @@ from agents.run.events import ItemAdded, ItemDone, ItemStarted, StepDone, StepUp
 from agents.run.host import RunHost
 from agents.run.writes import WriteBehind
 from agents.tools.executor import answer
+from agents.upstream.delta import Stored
 from agents.upstream.turn import UpstreamError, UpstreamRefused, UpstreamTurn
 from agents.upstream.websocket import NO_WEBSOCKET
 
@@ -81,12 +82,26 @@ def retryable(turn: UpstreamTurn) -> bool:
 
 class AgentLoop:
     def __init__(
-        self, host: RunHost, session: Session, user_position: int, writes: WriteBehind
+        self,
+        host: RunHost,
+        session: Session,
+        user_position: int,
+        writes: WriteBehind,
+        *,
+        position: int | None = None,
+        path: tuple[int, ...] | None = None,
+        lane: str | None = None,
     ) -> None:
         self.host = host
         self.session = session
         self.user_position = user_position
-        self.position = user_position + 1
+        # The next free position (a regenerate's run starts past every branch's items), and the
+        # branch's last item, which the next one follows.
+        self.position = user_position + 1 if position is None else position
+        self.tip = user_position
+        self.path = path  # the branch up to the user's message (None: the session's branch)
+        self.lane = lane
+        self.stored: Stored | None = None
         self.started = time.monotonic()
         self.tools: dict[str, Tool] = {}
         self.steps: list[Step] = []
@@ -97,7 +112,8 @@ class AgentLoop:
 
     async def run(self) -> tuple[str, str]:
         self.tools = {tool.name: tool async for tool in Tool.objects.filter(session=self.session)}
-        self.context = await transcript.context(self.session.pk)
+        self.context = await transcript.context(self.session, self.path)
+        self.stored = await transcript.stored_parent(self.session, self.path)
         fields = self.session.request_fields(list(self.tools.values()))
         for _ in range(self.session.max_steps):
             outcome = await self.step(fields)
@@ -114,7 +130,7 @@ class AgentLoop:
     async def step(self, fields: dict[str, Any]) -> StepOutcome:
         context = list(self.context)
         started_ms = (time.monotonic() - self.started) * 1000
-        await self.host.rotate_if_due(fields, context)
+        await self.host.rotate_if_due(fields, context, self.lane)
         retries, resent = 0, False
         while True:
             halted = self.host.stop.halted()
@@ -125,7 +141,9 @@ class AgentLoop:
             saved: list[Item] = []
             turn: UpstreamTurn | None = None
             try:
-                async with transport.turn(fields, context) as turn:
+                async with transport.turn(
+                    fields, context, lane=self.lane, stored=self.stored
+                ) as turn:
                     async for event in turn:
                         await self.relay(event, partials, saved)
             except UpstreamRefused as exc:
@@ -141,10 +159,13 @@ class AgentLoop:
                 assert turn is not None
                 if not (partials or saved) and turn.error:
                     code = turn.error.get("code")
+                    if turn.error.get("param") == "stream_id" and transport.refuse_lanes():
+                        continue  # no named lanes upstream: the default lane, full context
                     if code == "previous_response_not_found" and not resent:
                         # A cache miss: one transparent full-context resend (item 18).
                         resent = True
                         transport.forget_chain()
+                        self.stored = None
                         continue
                     if (
                         code == "websocket_connection_limit_reached"
@@ -228,7 +249,8 @@ class AgentLoop:
 
     def keep(self, data: dict[str, Any], **fields: Any) -> Item:
         """Add an item to the context now and to the database in the background."""
-        item = transcript.new_item(self.session, self.position, data, **fields)
+        item = transcript.new_item(self.session, self.position, data, parent=self.tip, **fields)
+        self.tip = self.position
         self.position += 1
         if item.in_context:
             self.context.append(data)
@@ -277,14 +299,17 @@ class AgentLoop:
     async def answer_calls(self, calls: list[Item], step: Step) -> bool:
         """Answer every call (concurrently), each exactly once; False if the user stopped."""
         started = time.monotonic()
-        first = self.position
+        first, after = self.position, self.tip
         self.position += len(calls)
+        self.tip = self.position - 1
         answered: dict[str, Item] = {}
 
         def output(index: int, text: str) -> Item:
             call_id = calls[index].data["call_id"]
             data = {"type": "function_call_output", "call_id": call_id, "output": text}
-            item = answered[call_id] = transcript.new_item(self.session, first + index, data)
+            parent = after if index == 0 else first + index - 1
+            item = transcript.new_item(self.session, first + index, data, parent=parent)
+            answered[call_id] = item
             item.step = step
             self.host.publish(ItemAdded(item))
             return item

@@ -7,31 +7,51 @@ from typing import Any
 from django.db.models import Max
 
 from agents.models import Item, Session, Step
+from agents.run import tree
+from agents.upstream.delta import Stored
 from agents.upstream.turn import StepMetrics
 
 ItemData = dict[str, Any]
 UNANSWERED_CALL = "Error: the run ended before this tool answered."
+LINEAR = -1  # append()'s default parent: the item just before
 
 
 def user_message(text: str) -> ItemData:
     return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
 
 
-async def context(session_id: Any) -> list[ItemData]:
-    """The items the upstream must see, in order: the transcript minus unusable partials."""
-    rows = Item.objects.filter(session_id=session_id, in_context=True).order_by("position")
-    return [row.data async for row in rows.only("data")]
+def branch_now(session: Session) -> tree.Branch:
+    """The session's current branch (synchronous: on the database thread)."""
+    links = Item.objects.filter(session=session).values_list("position", "parent")
+    return tree.branch(links, session.head)
 
 
-async def answer_unanswered_calls(session: Session, position: int) -> list[Item]:
-    """An error output, from ``position`` on and not saved yet, for each call in the context
-    that has none.
+async def branch(session: Session) -> tree.Branch:
+    links = Item.objects.filter(session=session).values_list("position", "parent")
+    return tree.branch([link async for link in links], session.head)
+
+
+async def context(session: Session, path: tuple[int, ...] | None = None) -> list[ItemData]:
+    """The items the upstream must see on the session's branch (or ``path``), in order: the
+    branch minus unusable partials."""
+    if path is None:
+        path = (await branch(session)).path
+    rows = Item.objects.filter(session=session, in_context=True, position__in=path)
+    return [row.data async for row in rows.order_by("position").only("data")]
+
+
+async def answer_unanswered_calls(session: Session, position: int, tip: int | None) -> list[Item]:
+    """An error output, from ``position`` on and not saved yet, for each call on the branch
+    ending at ``tip`` that has none; each follows the one before it.
 
     A run that died between a function call and its output (a bug, a lost database) must not
     leave a context the upstream refuses ("No tool output found") on every later turn.
     """
     kinds = ["function_call", "function_call_output"]
-    rows = Item.objects.filter(session=session, in_context=True, data__type__in=kinds)
+    path = (await branch(session)).path
+    rows = Item.objects.filter(
+        session=session, in_context=True, data__type__in=kinds, position__in=path
+    )
     calls: list[str] = []
     answered: set[str] = set()
     async for row in rows.order_by("position").only("data"):
@@ -41,10 +61,31 @@ async def answer_unanswered_calls(session: Session, position: int) -> list[Item]
         else:
             answered.add(call_id)
     missing = [call_id for call_id in dict.fromkeys(calls) if call_id not in answered]
-    return [
-        new_item(session, position + index, output(call_id, UNANSWERED_CALL))
-        for index, call_id in enumerate(missing)
+    repairs = []
+    for index, call_id in enumerate(missing):
+        parent = tip if index == 0 else position + index - 1
+        data = output(call_id, UNANSWERED_CALL)
+        repairs.append(new_item(session, position + index, data, parent=parent))
+    return repairs
+
+
+async def stored_parent(session: Session, path: tuple[int, ...] | None) -> Stored | None:
+    """The branch's latest response stored upstream, and how many of the branch's context items
+    it holds: what a fork can chain from by id when no socket caches its parent."""
+    if path is None:
+        path = (await branch(session)).path
+    rows = Item.objects.filter(session=session, position__in=path, in_context=True)
+    items = [
+        (row.step_id, row.kind) async for row in rows.order_by("position").only("step", "data")
     ]
+    steps = Step.objects.filter(session=session, stored=True, status="completed")
+    stored = {pk: rid async for pk, rid in steps.values_list("pk", "response_id") if rid}
+    for index in range(len(items) - 1, -1, -1):
+        step_id, kind = items[index]
+        # A tool's output is saved with the step that called it but is not that response's.
+        if step_id in stored and kind != "function_call_output":
+            return Stored(stored[step_id], index + 1)
+    return None
 
 
 def output(call_id: str, text: str) -> ItemData:
@@ -68,14 +109,16 @@ def new_item(
     position: int,
     data: ItemData,
     *,
+    parent: int | None = None,
     step: Step | None = None,
     status: str = Item.Status.COMPLETED,
     in_context: bool = True,
 ) -> Item:
-    """An item, not saved yet (the run's write-behind saves it)."""
+    """An item, not saved yet (the run's write-behind saves it), following ``parent``."""
     return Item(
         session=session,
         position=position,
+        parent=parent,
         data=data,
         step=step,
         status=status,
@@ -83,8 +126,13 @@ def new_item(
     )
 
 
-async def append(session: Session, position: int, data: ItemData) -> Item:
-    item = new_item(session, position, data)
+async def append(
+    session: Session, position: int, data: ItemData, parent: int | None = LINEAR
+) -> Item:
+    """Save an item now, after ``parent`` (by default the item before it: a linear transcript)."""
+    if parent == LINEAR:
+        parent = position - 1 if position > 0 else None
+    item = new_item(session, position, data, parent=parent)
     await item.asave()
     return item
 
@@ -117,6 +165,9 @@ def new_step(
         retries=retries,
         turn_position=turn_position,
         started_ms=started_ms,
+        route=metrics.route,
+        lane=metrics.lane,
+        stored=metrics.stored,
     )
 
 

@@ -42,10 +42,25 @@ class Chain:
 
 
 @dataclass(frozen=True)
+class Stored:
+    """A response stored upstream (``store=true``) on the branch being run: the upstream finds
+    it by id on any connection, and it holds the branch's first ``items`` context items."""
+
+    response_id: str
+    items: int
+
+
+# How a request finds its parent, cheapest first: its own lane's latest response, another
+# lane's latest (a fork onto a new lane, on the same socket), a stored response, or none.
+ROUTES = ("delta", "lane", "stored", "full")
+
+
+@dataclass(frozen=True)
 class Plan:
     mode: str  # "create" or "delta"
     input: list[Item]
     previous_response_id: str | None
+    route: str = ""  # one of ROUTES
 
 
 def plan(chain: Chain | None, fields: dict[str, Any], context: Sequence[Item]) -> Plan:
@@ -60,3 +75,29 @@ def plan(chain: Chain | None, fields: dict[str, Any], context: Sequence[Item]) -
             if chain.open_calls <= answered:
                 return Plan("delta", delta, chain.response_id)
     return Plan("create", list(context), None)
+
+
+def route(
+    chains: dict[str | None, Chain],
+    lane: str | None,
+    fields: dict[str, Any],
+    context: Sequence[Item],
+    stored: Stored | None = None,
+) -> Plan:
+    """The cheapest way to send ``context`` on ``lane`` (docs/branches.md): the delta rule on
+    the lane's own chain, else on the longest other lane's, else from a stored response of the
+    branch, else the full context. Only routes the upstream is known to hold are taken, so a
+    branch never meets a cache miss it could have foreseen."""
+    own = chains.get(lane)
+    if own is not None:
+        chosen = plan(own, fields, context)
+        if chosen.mode == "delta":
+            return Plan("delta", chosen.input, chosen.previous_response_id, "delta")
+    forks = [plan(chain, fields, context) for name, chain in chains.items() if name != lane]
+    forks = [chosen for chosen in forks if chosen.mode == "delta"]
+    if forks:
+        best = min(forks, key=lambda chosen: len(chosen.input))
+        return Plan("delta", best.input, best.previous_response_id, "lane")
+    if stored is not None and fields.get("store") and 0 < stored.items <= len(context):
+        return Plan("delta", list(context[stored.items :]), stored.response_id, "stored")
+    return Plan("create", list(context), None, "full")

@@ -18,7 +18,7 @@ import httpx2 as httpx  # the HTTP client the openai SDK ships with
 import openai
 from openai import AsyncOpenAI
 
-from agents.upstream.delta import Chain, Item
+from agents.upstream.delta import Chain, Item, Stored
 from agents.upstream.turn import FrameRecorder, UpstreamError, UpstreamTurn
 
 SSE_DATA = "data:"
@@ -47,7 +47,7 @@ class HttpUpstream:
 
     def __init__(self, client: AsyncOpenAI) -> None:
         self.client = client
-        self.chain: Chain | None = None
+        self.chains: dict[str | None, Chain] = {}  # HTTP has the default lane only
         self.requests = 0
         self.rotated_in = False  # HTTP has no socket to rotate
         self.recorder: FrameRecorder | None = None
@@ -59,19 +59,33 @@ class HttpUpstream:
         return False
 
     def forget_chain(self) -> None:
-        self.chain = None
+        self.chains.clear()
 
-    async def prewarm(self, fields: dict[str, Any], context: list[Item]) -> UpstreamTurn | None:
+    def refuse_lanes(self) -> bool:
+        return False  # HTTP never sends a stream_id
+
+    async def prewarm(
+        self, fields: dict[str, Any], context: list[Item], lane: str | None = None
+    ) -> UpstreamTurn | None:
         return None  # nothing to warm: every request stands alone
 
-    async def rotate(self, fields: dict[str, Any], context: list[Item], max_age: float) -> bool:
+    async def rotate(
+        self, fields: dict[str, Any], context: list[Item], max_age: float, lane: str | None = None
+    ) -> bool:
         return False
 
     @asynccontextmanager
     async def turn(
-        self, fields: dict[str, Any], context: list[Item], *, generate: bool = True
+        self,
+        fields: dict[str, Any],
+        context: list[Item],
+        *,
+        generate: bool = True,
+        lane: str | None = None,
+        stored: Stored | None = None,
     ) -> AsyncIterator[UpstreamTurn]:
-        turn = HttpTurn(self, fields, context, recorder=self.recorder)
+        # HTTP has no lanes: every branch chains by stored id or sends its full context.
+        turn = HttpTurn(self, fields, context, recorder=self.recorder, stored=stored)
         # Only a stored parent can be found again by id over HTTP.
         body = turn.request(generate=True, chain=bool(fields.get("store")))
         for name in WS_ONLY:

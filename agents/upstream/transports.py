@@ -57,13 +57,15 @@ class Transports:
         self.fell_back = self.prefer_http = True
         self.websocket.discard()
 
-    async def rotate_if_due(self, fields: dict[str, Any], context: list[Item], sid: str) -> bool:
+    async def rotate_if_due(
+        self, fields: dict[str, Any], context: list[Item], sid: str, lane: str | None = None
+    ) -> bool:
         """Replace an old socket (or one staff asked to replace) before the next step."""
         if self.current is not self.websocket:
             return False
         max_age = 0.0 if self.rotate_due else settings.ROTATE_AFTER_SECONDS
         try:
-            rotated = await self.websocket.rotate(fields, context, max_age)
+            rotated = await self.websocket.rotate(fields, context, max_age, lane)
         except UpstreamError as exc:
             # The old socket still works; the next step boundary tries again.
             log.warning("Rotation of session %s failed: %s", sid, exc)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agents.scalar_text import may_hold_surrogates, scrub
-from agents.upstream.delta import Chain, Item, fingerprint, plan
+from agents.upstream.delta import Chain, Item, Stored, fingerprint, route
 
 Event = dict[str, Any]
 
@@ -41,6 +41,9 @@ class StepMetrics:
     cached_tokens: int = 0
     output_tokens: int = 0
     previous_response_id: str = ""
+    route: str = ""  # how the request found its parent (agents/upstream/delta.py ROUTES)
+    lane: str = ""  # the stream_id it was sent on ("" the default lane)
+    stored: bool = False  # asked with store=true: the upstream can find it again by id
 
 
 class FrameRecorder(Protocol):
@@ -50,9 +53,10 @@ class FrameRecorder(Protocol):
 
 
 class ChainHolder(Protocol):
-    """Where a transport keeps its chain: the socket (WebSocket) or the session (HTTP)."""
+    """Where a transport keeps its chains, one per lane: the socket (WebSocket) or the session
+    (HTTP, which has the default lane only)."""
 
-    chain: Chain | None
+    chains: dict[str | None, Chain]
     requests: int
     rotated_in: bool  # a rotation opened it and no step has run on it yet (only its warm-up)
 
@@ -69,14 +73,20 @@ class UpstreamTurn:
     terminal: Event | None = None
     created_id: str = ""
     recorder: FrameRecorder | None = None
+    lane: str | None = None  # the upstream lane (``stream_id``) of the branch being run
+    stored: Stored | None = None  # a stored response of that branch, if any
     _sent_at: float = 0.0
 
     def request(self, generate: bool, *, chain: bool = True) -> dict[str, Any]:
-        """The create body by the delta rule. The holder's chain is unknown until it completes."""
-        chosen = plan(self.holder.chain if chain else None, self.fields, self.context)
+        """The create body by the cheapest route (agents/upstream/delta.py). The lane's chain
+        is unknown until this response completes."""
+        chains = self.holder.chains if chain else {}
+        chosen = route(chains, self.lane, self.fields, self.context, self.stored)
         body: dict[str, Any] = {**self.fields, "input": chosen.input}
         if chosen.previous_response_id:
             body["previous_response_id"] = chosen.previous_response_id
+        if self.lane is not None:
+            body["stream_id"] = self.lane
         if not generate:
             body["generate"] = False
         self.metrics.mode = chosen.mode if generate else "warm"
@@ -85,7 +95,10 @@ class UpstreamTurn:
             self.metrics.socket = "rotated"  # the first step on it, whenever the rotation was
             self.holder.rotated_in = False
         self.metrics.previous_response_id = chosen.previous_response_id or ""
-        self.holder.chain = None
+        self.metrics.route = chosen.route
+        self.metrics.lane = self.lane or ""
+        self.metrics.stored = bool(self.fields.get("store"))
+        self.holder.chains.pop(self.lane, None)
         self.holder.requests += 1
         return body
 
@@ -147,7 +160,7 @@ class UpstreamTurn:
             # Output items come from output_item.done, not the terminal payload (item 9).
             items = [*self.context, *self.output]
             calls = {i["call_id"] for i in self.output if i.get("type") == "function_call"}
-            self.holder.chain = Chain(
+            self.holder.chains[self.lane] = Chain(
                 fingerprint(self.fields),
                 tuple(fingerprint(i) for i in items),
                 str(response["id"]),

@@ -19,7 +19,7 @@ import websockets
 from openai.resources.responses.responses import AsyncResponsesConnection
 
 from agents.upstream.clients import shared_client
-from agents.upstream.delta import Chain, Item, plan
+from agents.upstream.delta import Chain, Item, Stored, route
 from agents.upstream.turn import FrameRecorder, UpstreamError, UpstreamRefused, UpstreamTurn
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 CONNECT_TIMEOUT = 15.0
 # Upgrade statuses that mean "no WebSocket mode here": fall back to HTTP at once (item 23).
 NO_WEBSOCKET = frozenset({404, 405, 426})
+# Named lanes (stream_id) one connection may use (websocket_stream_limit_reached past it).
+MAX_NAMED_LANES = 32
 # Per-event timeout while a response streams (reasoning models can think for minutes).
 EVENT_TIMEOUT = 300.0
 
@@ -38,8 +40,19 @@ class UpstreamSocket:
     connection: AsyncResponsesConnection
     opened: float = field(default_factory=time.monotonic)
     requests: int = 0
-    chain: Chain | None = None
+    chains: dict[str | None, Chain] = field(default_factory=dict)  # by lane (stream_id)
+    lanes: set[str] = field(default_factory=set)  # the named lanes used on it
     rotated_in: bool = False
+
+    def lane_for(self, wanted: str | None, named: bool) -> str | None:
+        """``wanted``, or the default lane when the upstream has no named lanes or this socket
+        has used as many as one connection may have (a new one would be refused)."""
+        if wanted is None or not named:
+            return None
+        if wanted not in self.lanes and len(self.lanes) >= MAX_NAMED_LANES:
+            return None
+        self.lanes.add(wanted)
+        return wanted
 
     @property
     def age(self) -> float:
@@ -86,6 +99,8 @@ class UpstreamSession:
         self.socket: UpstreamSocket | None = None
         self.sockets_opened = 0
         self.recorder: FrameRecorder | None = None
+        # False once the upstream refused a stream_id (the GA/xAI model: one lane per socket).
+        self.named_lanes = True
         self._lock = asyncio.Lock()
 
     @property
@@ -95,7 +110,14 @@ class UpstreamSession:
     def forget_chain(self) -> None:
         """The upstream lost our parent (a cache miss): the next request is a full create."""
         if self.socket is not None:
-            self.socket.chain = None
+            self.socket.chains.clear()
+
+    def refuse_lanes(self) -> bool:
+        """The upstream refused a ``stream_id``: every branch uses the default lane from now on.
+        False if it already did (the refusal was about something else)."""
+        asked, self.named_lanes = self.named_lanes, False
+        self.forget_chain()
+        return asked
 
     async def _open(self) -> UpstreamSocket:
         manager = self.client.responses.connect(
@@ -114,7 +136,13 @@ class UpstreamSession:
 
     @asynccontextmanager
     async def turn(
-        self, fields: dict[str, Any], context: list[Item], *, generate: bool = True
+        self,
+        fields: dict[str, Any],
+        context: list[Item],
+        *,
+        generate: bool = True,
+        lane: str | None = None,
+        stored: Stored | None = None,
     ) -> AsyncIterator[UpstreamTurn]:
         """Send one create (delta or full) and hand back the turn to iterate.
 
@@ -125,7 +153,15 @@ class UpstreamSession:
             if self.socket is None:
                 self.socket = await self._open()
             socket = self.socket
-            turn = SocketTurn(socket, fields, context, recorder=self.recorder, socket=socket)
+            turn = SocketTurn(
+                socket,
+                fields,
+                context,
+                recorder=self.recorder,
+                lane=socket.lane_for(lane, self.named_lanes),
+                stored=stored,
+                socket=socket,
+            )
             try:
                 await turn.send(generate)
                 yield turn
@@ -133,17 +169,23 @@ class UpstreamSession:
                 if turn.terminal is None:
                     self.discard(socket)
 
-    async def prewarm(self, fields: dict[str, Any], context: list[Item]) -> UpstreamTurn | None:
-        """``generate: false`` with the session's settings and transcript, unless the socket's
-        chain already serves them (the next step would be a delta anyway)."""
-        if self.socket is not None and plan(self.socket.chain, fields, context).mode == "delta":
-            return None
-        async with self.turn(fields, context, generate=False) as turn:
+    async def prewarm(
+        self, fields: dict[str, Any], context: list[Item], lane: str | None = None
+    ) -> UpstreamTurn | None:
+        """``generate: false`` with the session's settings and branch on its lane, unless the
+        socket's chains already serve them (the next step would be a delta anyway)."""
+        if self.socket is not None:
+            lane = self.socket.lane_for(lane, self.named_lanes)
+            if route(self.socket.chains, lane, fields, context).mode == "delta":
+                return None
+        async with self.turn(fields, context, generate=False, lane=lane) as turn:
             async for _ in turn:
                 pass
         return turn
 
-    async def rotate(self, fields: dict[str, Any], context: list[Item], max_age: float) -> bool:
+    async def rotate(
+        self, fields: dict[str, Any], context: list[Item], max_age: float, lane: str | None = None
+    ) -> bool:
         """Make-before-break: replace a socket older than ``max_age``, at a step boundary.
 
         The new socket is opened and warmed with the full context first, so the next step is a
@@ -154,7 +196,10 @@ class UpstreamSession:
             return False
         async with self._lock:
             fresh = await self._open()
-            warm = SocketTurn(fresh, fields, context, recorder=self.recorder, socket=fresh)
+            named = fresh.lane_for(lane, self.named_lanes)
+            warm = SocketTurn(
+                fresh, fields, context, recorder=self.recorder, lane=named, socket=fresh
+            )
             try:
                 await warm.send(generate=False)
                 async for _ in warm:

@@ -74,7 +74,9 @@ class Host:
         self.on_http = True
         self.websocket.discard()
 
-    async def rotate_if_due(self, fields: dict[str, Any], context: list[ItemData]) -> bool:
+    async def rotate_if_due(
+        self, fields: dict[str, Any], context: list[ItemData], lane: str | None = None
+    ) -> bool:
         return False
 
     def halt(self, status: str) -> None:

@@ -88,7 +88,7 @@ async def test_a_dead_owner_s_run_is_finished_as_interrupted() -> None:
     assert base == 7
     assert (await context_store().get(sid))["running"] == ""
     # The transcript is valid upstream: every call in the context has exactly one output.
-    assert await transcript.answer_unanswered_calls(session, base) == []
+    assert await transcript.answer_unanswered_calls(session, base, base - 1) == []
 
 
 async def test_items_already_in_the_database_are_not_written_twice() -> None:

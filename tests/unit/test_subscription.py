@@ -228,7 +228,7 @@ async def test_a_command_goes_to_the_owner_s_mailbox_and_its_reply_is_awaited(
         "action": "tool_output",
         "reply_to": View.channel_name,
         "message": "42",
-        "call_id": "call_1",
+        "target": "call_1",
     }
     sub.reply({"type": wire.RUNNER_REPLY, "problem": None})  # done: nothing to say
     await asyncio.sleep(0.1)

@@ -1,0 +1,194 @@
+"""Branches end to end (socket → runner → simulator): edit, regenerate and switch make a tree;
+each fork takes the cheapest route the upstream offers, and the simulator's context oracle
+equals the branch's transcript after every step."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from agents.models import Item, Session, Step
+from agents.run import tree
+from agents.upstream.delta import Chain
+from agents.upstream.websocket import UpstreamSession
+from simulator import context_hash
+from tests.simserver import SimServer
+from tests.tabs import Tab, new_browser, new_session
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
+
+UseUpstream = Callable[[SimServer], SimServer]
+
+
+async def branch_items(session: Session) -> list[Item]:
+    """The session's current branch, as the page shows it."""
+    await session.arefresh_from_db()
+    links = [link async for link in Item.objects.filter(session=session).values_list(
+        "position", "parent")]  # fmt: skip
+    path = tree.branch(links, session.head).path
+    rows = Item.objects.filter(session=session, position__in=path).order_by("position")
+    return [item async for item in rows]
+
+
+async def last_step(session: Session) -> Step:
+    step = await Step.objects.filter(session=session).exclude(mode="warm").alast()
+    assert step is not None
+    return step
+
+
+async def assert_oracle_matches(server: SimServer, session: Session, step: Step) -> None:
+    """What the upstream rebuilt for the step is the branch's context before its output."""
+    items = [item for item in await branch_items(session) if item.in_context]
+    outputs = [index for index, item in enumerate(items) if item.step_id == step.pk]
+    produced = [i for i in outputs if items[i].kind != "function_call_output"]
+    context = [item.data for item in items[: produced[0]]]
+    assert server.oracle(step.response_id)["context_hash"] == context_hash(context)
+
+
+async def command(tab: Tab, **frame: Any) -> None:
+    """Send a command and wait for what it does: a run's end, or a branch switch's redraw."""
+    await tab.send_frame(json.dumps(frame))
+    if frame["action"] == "branch":
+        await tab.until('id="transcript" hx-swap-oob="true"')
+    else:
+        await tab.until_idle()
+
+
+async def test_regenerate_edit_and_switch_make_a_tree_each_step_matching_the_oracle(
+    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+) -> None:
+    server = use_upstream(start_sim("--seed", "5"))
+    browser = await new_browser()
+    session = await new_session(browser)
+    tab = await Tab(str(session.pk), browser).open()
+    await tab.turn("/chat 8 first question")
+    await tab.turn("/chat 8 second question")
+    first_reply = await last_step(session)
+    line_a = [item.position for item in await branch_items(session)]
+    assert line_a == [0, 1, 2, 3]
+
+    # Regenerate the second reply: a sibling of it, on its own lane, full context (not stored).
+    seen = len(tab.frames)
+    await command(tab, action="regenerate", target=3)
+    step = await last_step(session)
+    assert (step.route, step.lane, step.mode) == ("full", "b4", "create")
+    await assert_oracle_matches(server, session, step)
+    branch_b = [item.position for item in await branch_items(session)]
+    assert branch_b == [0, 1, 2, 4]
+    assert 'id="transcript" hx-swap-oob="true"' in "".join(tab.frames[seen:])  # redrawn
+
+    # Back to the first reply, and on from it: its own lane still holds it (a cache hit).
+    await command(tab, action="branch", target=3)
+    assert [i.position for i in await branch_items(session)] == line_a
+    await tab.turn("/chat 6 third on the first line")
+    step = await last_step(session)
+    assert (step.route, step.lane, step.previous_response_id) == (
+        "delta", "", first_reply.response_id
+    )  # fmt: skip
+    await assert_oracle_matches(server, session, step)
+
+    # Over to the regenerated line and on from it: its lane holds its latest response.
+    await command(tab, action="branch", target=4)
+    await tab.turn("/chat 6 third on the second line")
+    step = await last_step(session)
+    assert (step.route, step.lane, step.mode) == ("delta", "b4", "delta")
+    await assert_oracle_matches(server, session, step)
+
+    # Edit the first message: a second root, its own lane, the full (one-message) context.
+    await command(tab, action="edit", target=0, message="/chat 6 first question, edited")
+    step = await last_step(session)
+    assert (step.route, step.lane) == ("full", "b9")
+    await assert_oracle_matches(server, session, step)
+    items = await branch_items(session)
+    assert items[0].parent is None
+    assert items[0].text == "/chat 6 first question, edited"
+    assert len(items) == 2
+    await tab.close()
+
+    log = server.last_connection()
+    assert len(server.connections()) == 1  # every branch on the one socket
+    hits = [r["cache"] for r in log["log"] if r["mode"] == "delta"]
+    assert hits
+    assert set(hits) == {"hit"}
+
+
+async def test_a_regenerate_chains_from_a_stored_parent_by_id(
+    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+) -> None:
+    server = use_upstream(start_sim("--seed", "6"))
+    browser = await new_browser()
+    session = await new_session(browser, store=True)
+    tab = await Tab(str(session.pk), browser).open()
+    await tab.turn("/chat 8 first question")
+    parent = await last_step(session)
+    await tab.turn("/chat 8 second question")
+    await command(tab, action="regenerate", target=3)
+    await tab.close()
+    step = await last_step(session)
+    assert (step.route, step.previous_response_id, step.stored) == (
+        "stored", parent.response_id, True
+    )  # fmt: skip
+    await assert_oracle_matches(server, session, step)
+    request = server.last_connection()["log"][-1]
+    assert request["cache"] == "hydrated"  # found in the upstream's store, not its socket cache
+
+
+async def test_a_fork_from_another_lane_s_latest_response_is_a_cache_hit(
+    sim_server: SimServer,
+) -> None:
+    """The lane route at the transport: a new lane's first request names the default lane's
+    latest response, sends only the new items, and the upstream finds it in its cache."""
+    upstream = UpstreamSession(sim_server.base_url + "/v1", "sk-test")
+    fields = {"model": "sim", "store": False}
+    first = [user_message("/chat 5 hello")]
+    try:
+        async with upstream.turn(fields, first) as turn:
+            async for _ in turn:
+                pass
+        parent = turn.response_id
+        assert upstream.socket is not None
+        chain: Chain = upstream.socket.chains[None]
+        context = [*first, *turn.output, user_message("/chat 5 and on a new lane")]
+        async with upstream.turn(fields, context, lane="b7") as fork:
+            async for _ in fork:
+                pass
+    finally:
+        await upstream.close()
+    assert len(chain.context) == 2
+    assert (fork.metrics.route, fork.metrics.lane, fork.metrics.previous_response_id) == (
+        "lane", "b7", parent
+    )  # fmt: skip
+    request = sim_server.last_connection()["log"][-1]
+    assert (request["stream_id"], request["cache"]) == ("b7", "hit")
+    assert sim_server.oracle(fork.response_id)["context_hash"] == context_hash(context)
+    assert set(upstream.socket.chains if upstream.socket else {}) <= {None, "b7"}
+
+
+def user_message(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
+async def test_a_fork_of_a_message_not_on_the_branch_is_refused_and_changes_nothing(
+    sim_server: SimServer, use_upstream: UseUpstream
+) -> None:
+    use_upstream(sim_server)
+    browser = await new_browser()
+    session = await new_session(browser)
+    tab = await Tab(str(session.pk), browser).open()
+    await tab.turn("/chat 5 hello")
+    await command(tab, action="edit", target=0, message="/chat 5 hello again")
+    before = [i async for i in Item.objects.filter(session=session).values_list("position")]
+    # Position 0 is on the other branch now; 99 does not exist; -1 and "x" are not positions.
+    await tab.send_frame(json.dumps({"action": "regenerate", "target": 1}))
+    assert "not on the branch shown" in await tab.until("not on the branch shown")
+    await tab.send_frame(json.dumps({"action": "branch", "target": 99}))
+    assert "That branch is gone" in await tab.until("branch is gone")
+    for target in (-1, "x", True, None, "1" * 12):
+        await tab.send_frame(json.dumps({"action": "edit", "target": target, "message": "m"}))
+        await tab.until("target")
+    after = [i async for i in Item.objects.filter(session=session).values_list("position")]
+    assert after == before
+    await tab.close()
