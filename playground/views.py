@@ -143,7 +143,8 @@ def suggestions() -> list[str]:
 async def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     user = await request.auser()
     key = request.session.session_key
-    session = await visible_sessions(user, key).filter(pk=session_id).afirst()
+    visible = visible_sessions(user, key).select_related("forked_from")
+    session = await visible.filter(pk=session_id).afirst()
     if session is None:  # the page itself, not Django's 404 (with DEBUG: its URL patterns)
         return render(request, "playground/not_found.html", status=404)
     listed = [found async for found in sidebar.listed(visible_sessions(user, key))]
@@ -161,6 +162,7 @@ async def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
         **sidebar.context(listed, session.pk),
         "model_names": await model_picker.model_names(),
         "suggestions": [] if items else suggestions(),
+        "forks": [f async for f in visible_sessions(user, key).filter(forked_from=session)],
     }
     return render(request, "playground/session.html", context)
 

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from agents.models import Item, Session, Step
+from agents.models import Item, Session, Step, Tool
 from agents.run import tree
 from agents.upstream.delta import Chain
 from agents.upstream.websocket import UpstreamSession
 from simulator import context_hash
 from tests.simserver import SimServer
 from tests.tabs import Tab, new_browser, new_session
+from tests.test_hostile_text import client_of
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("runners")]
 
@@ -192,3 +193,58 @@ async def test_a_fork_of_a_message_not_on_the_branch_is_refused_and_changes_noth
     after = [i async for i in Item.objects.filter(session=session).values_list("position")]
     assert after == before
     await tab.close()
+
+
+async def test_a_fork_is_a_new_session_up_to_the_reply_linked_both_ways_and_chains_by_id(
+    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+) -> None:
+    server = use_upstream(start_sim("--seed", "7"))
+    browser = await new_browser()
+    source = await new_session(browser, store=True, instructions="Be brief.")
+    await Tool.objects.acreate(session=source, name="lookup", mock_output="{{q}}")
+    tab = await Tab(str(source.pk), browser).open()
+    await tab.turn("/chat 8 first question")
+    parent = await last_step(source)
+    await tab.turn("/chat 8 second question")
+    await command(tab, action="regenerate", target=3)  # 3 is now off the branch shown
+    await tab.close()
+    client = client_of(browser)
+
+    for target, status in (("x", 422), ("", 422), ("1" * 12, 422), ("3", 409), ("99", 409)):
+        answer = await client.post(f"/sessions/{source.pk}/fork/", {"target": target})
+        assert answer.status_code == status, target
+    stranger = client_of(await new_browser())
+    assert (await stranger.post(f"/sessions/{source.pk}/fork/", {"target": "1"})).status_code == 404
+    assert await Session.objects.acount() == 1  # nothing was created by any of them
+
+    answer = await client.post(f"/sessions/{source.pk}/fork/", {"target": "1"})
+    assert answer.status_code == 204
+    fork = await Session.objects.select_related("forked_from").aget(forked_from=source)
+    assert answer["HX-Redirect"] == f"/sessions/{fork.pk}/"
+    await source.arefresh_from_db()
+    assert fork.title == f"Fork of {source.title}"
+    assert (fork.instructions, fork.store, fork.model) == ("Be brief.", True, source.model)
+    assert [t.name async for t in Tool.objects.filter(session=fork)] == ["lookup"]
+    items = [i async for i in Item.objects.filter(session=fork).order_by("position")]
+    assert [(i.position, i.parent, i.role) for i in items] == [
+        (0, None, "user"),
+        (1, 0, "assistant"),
+    ]
+    assert "Forked from" in (await client.get(f"/sessions/{fork.pk}/")).content.decode()
+    assert (
+        f'href="/sessions/{fork.pk}/"'
+        in (await client.get(f"/sessions/{source.pk}/")).content.decode()
+    )
+
+    # The fork's socket is warmed from the source's stored response by id, not with the whole
+    # context; its first step is then a delta on it.
+    tab = await Tab(str(fork.pk), browser).open()
+    await tab.turn("/chat 6 on from the fork")
+    await tab.close()
+    warm = await Step.objects.filter(session=fork, mode="warm").alast()
+    assert warm is not None
+    assert (warm.route, warm.previous_response_id) == ("stored", parent.response_id)
+    assert server.last_connection()["log"][0]["cache"] == "hydrated"
+    step = await last_step(fork)
+    assert (step.route, step.previous_response_id) == ("delta", warm.response_id)
+    await assert_oracle_matches(server, fork, step)

@@ -62,7 +62,8 @@ async def warm_up(
         return await asyncio.wait_for(
             transports.rotate_if_due(fields, items, session_id, lane), PREWARM_TIMEOUT
         )
-    prewarm = transports.websocket.prewarm(fields, items, lane)
+    stored = await transcript.stored_parent(session, branch.path)
+    prewarm = transports.websocket.prewarm(fields, items, lane, stored)
     turn = await asyncio.wait_for(prewarm, PREWARM_TIMEOUT)
     if turn is not None and turn.response_id:
         step = transcript.new_step(session, turn.metrics, turn.response_id, "completed")

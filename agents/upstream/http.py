@@ -65,7 +65,11 @@ class HttpUpstream:
         return False  # HTTP never sends a stream_id
 
     async def prewarm(
-        self, fields: dict[str, Any], context: list[Item], lane: str | None = None
+        self,
+        fields: dict[str, Any],
+        context: list[Item],
+        lane: str | None = None,
+        stored: Stored | None = None,
     ) -> UpstreamTurn | None:
         return None  # nothing to warm: every request stands alone
 

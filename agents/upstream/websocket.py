@@ -170,7 +170,11 @@ class UpstreamSession:
                     self.discard(socket)
 
     async def prewarm(
-        self, fields: dict[str, Any], context: list[Item], lane: str | None = None
+        self,
+        fields: dict[str, Any],
+        context: list[Item],
+        lane: str | None = None,
+        stored: Stored | None = None,
     ) -> UpstreamTurn | None:
         """``generate: false`` with the session's settings and branch on its lane, unless the
         socket's chains already serve them (the next step would be a delta anyway)."""
@@ -178,7 +182,7 @@ class UpstreamSession:
             lane = self.socket.lane_for(lane, self.named_lanes)
             if route(self.socket.chains, lane, fields, context).mode == "delta":
                 return None
-        async with self.turn(fields, context, generate=False, lane=lane) as turn:
+        async with self.turn(fields, context, generate=False, lane=lane, stored=stored) as turn:
             async for _ in turn:
                 pass
         return turn
