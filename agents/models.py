@@ -10,6 +10,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 DEFAULT_TITLE = "New session"
+TRANSPORTS = [
+    ("websocket", "WebSocket (one socket, deltas)"),
+    ("http", "HTTP (one request per step)"),
+]
 AUTO_TITLE_CHARS = 60  # what a session's first message gives its default title (about)
 
 
@@ -40,14 +44,7 @@ class Session(models.Model):
     model = models.CharField(max_length=100)
     instructions = models.TextField(blank=True)
     store = models.BooleanField(default=False)
-    transport = models.CharField(
-        max_length=10,
-        choices=[
-            ("websocket", "WebSocket (one socket, deltas)"),
-            ("http", "HTTP (one request per step)"),
-        ],
-        default="websocket",
-    )
+    transport = models.CharField(max_length=10, choices=TRANSPORTS, default="websocket")
     max_steps = models.PositiveSmallIntegerField(
         default=25, validators=[MinValueValidator(1), MaxValueValidator(200)]
     )
@@ -263,3 +260,58 @@ class ShareLink(models.Model):
 
     def __str__(self) -> str:
         return self.label or f"link {self.pk}"
+
+
+class Compare(models.Model):
+    """An experiment: one prompt run side by side through 2-4 configurations (its columns).
+    Each run of it gives every column a branch of the session (agents/live/compare.py)."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="compares")
+    prompt = models.TextField()
+    # The position the columns' messages follow (the session's branch tip when it was made).
+    after = models.PositiveIntegerField(null=True, blank=True)
+    preset = models.CharField(max_length=20, blank=True)  # "race", or "" for a custom one
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.prompt[:60]
+
+
+class Column(models.Model):
+    """One configuration of a compare; the session's tools it may call are named in ``tools``."""
+
+    compare = models.ForeignKey(Compare, on_delete=models.CASCADE, related_name="columns")
+    index = models.PositiveSmallIntegerField()
+    label = models.CharField(max_length=60)
+    model = models.CharField(max_length=100)
+    instructions = models.TextField(blank=True)
+    transport = models.CharField(max_length=10, choices=TRANSPORTS, default="websocket")
+    store = models.BooleanField(default=False)
+    max_steps = models.PositiveSmallIntegerField(
+        default=25, validators=[MinValueValidator(1), MaxValueValidator(200)]
+    )
+    tools = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["index"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Lap(models.Model):
+    """One column's run in one round of its compare: the branch that starts at ``message``."""
+
+    column = models.ForeignKey(Column, on_delete=models.CASCADE, related_name="laps")
+    round = models.PositiveSmallIntegerField()
+    message = models.PositiveIntegerField()  # the position of the lap's user message
+    status = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["round", "column__index"]
+
+    def __str__(self) -> str:
+        return f"{self.column} round {self.round}"

@@ -8,8 +8,10 @@ from typing import Any
 
 from agents import dbthread
 from agents.live import admission, wire
+from agents.live.feed import Snapshot
 from playground import quotas, render
 from playground.access import anonymously_owned, visible_sessions
+from playground.compare_views import board_html
 from playground.feed_socket import FeedConsumer
 from playground.protocol import CLOSE_FORBIDDEN, RUN_ACTIONS, FrameError, parse_frame
 from playground.socket_auth import resolve_user
@@ -28,6 +30,8 @@ def may_see(scope: Any, session_id: str) -> bool:
 
 class SessionConsumer(FeedConsumer):
     """The owner's tab: follows the session and sends its commands (send, stop, answers)."""
+
+    compare_id: int | None = None  # a compare page's socket shows that compare's board
 
     async def connect(self) -> None:
         session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
@@ -59,7 +63,24 @@ class SessionConsumer(FeedConsumer):
                 return
         await self.subscription.command(action.name, action.message, action.target)
 
+    async def render(self, snap: Snapshot) -> str:
+        if self.compare_id is None:
+            return await super().render(snap)
+        # A compare's page: its board (columns, results) in place of the transcript.
+        below = snap.head.base if snap.head is not None else None
+        board = await dbthread.call(board_html, self.session_id, self.compare_id, below)
+        running = snap.head.running if snap.head is not None else False
+        return render.snapshot(board or "", [event for _, event in snap.events], running)
+
     async def runner_reply(self, message: wire.RunnerReply) -> None:
         """Channel message: another process's runner answered a command."""
         if self.subscription is not None:
             self.subscription.reply(message)
+
+
+class CompareConsumer(SessionConsumer):
+    """A compare page's socket: the session's feed, its board in place of the transcript."""
+
+    async def connect(self) -> None:
+        self.compare_id = int(self.scope["url_route"]["kwargs"]["compare_id"])
+        await super().connect()

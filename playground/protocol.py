@@ -13,9 +13,24 @@ from django.conf import settings
 from agents.scalar_text import valid_text
 from playground import jsonsafe
 
-ACTIONS = ("send", "stop", "tool_output", "approve", "ack", "edit", "regenerate", "branch")
+ACTIONS = (
+    "send",
+    "stop",
+    "tool_output",
+    "approve",
+    "ack",
+    "edit",
+    "regenerate",
+    "branch",
+    "compare",
+)
 MAX_MESSAGE_CHARS = 100_000
-RUN_ACTIONS = ("send", "edit", "regenerate")  # the actions that start a run (and are rate-limited)
+RUN_ACTIONS = (
+    "send",
+    "edit",
+    "regenerate",
+    "compare",
+)  # the actions that start a run (and are rate-limited)
 MAX_POSITION_DIGITS = 9  # positions are PositiveIntegerFields: below 2**31
 
 # How the browser sockets close. daphne (autobahn) can send only 1000 and 3000-4999 (1012 raises
@@ -94,6 +109,12 @@ def parse_frame(text: str | None, data: bytes | None) -> Action:
         return _answer(name, frame)
     if name in ("regenerate", "branch"):
         return Action(name, target=_position(frame))
+    if name == "compare":
+        rounds = frame.get("rounds", "1")
+        if rounds not in ("1", "5", 1, 5):
+            raise FrameError("invalid_frame", "A compare runs once or 5 times.")
+        # The message field carries how many rounds: a compare has no text of its own here.
+        return Action("compare", str(rounds), _position(frame))
     message = _message(frame)
     if name == "edit":
         return Action("edit", message, _position(frame))

@@ -17,6 +17,7 @@ from agents.run import transcript
 from agents.run.events import (
     CallResolved,
     CallWaiting,
+    Compared,
     ItemAdded,
     ItemDone,
     ItemStarted,
@@ -175,8 +176,10 @@ def snapshot(transcript: str, events: list[RunEvent], busy: bool, read_only: boo
     return transcript + waiting + status(busy, read_only) + replay
 
 
-def append(html: str) -> str:
-    return f'<div hx-swap-oob="beforeend:#transcript">{html}</div>'
+def append(html: str, column: int | None = None) -> str:
+    """Add to the end of the transcript, or of a compare's column (templates/.../compare.html)."""
+    target = "#transcript" if column is None else f"#column-{column}"
+    return f'<div hx-swap-oob="beforeend:{target}">{html}</div>'
 
 
 def text_delta(key: str, text: str) -> str:
@@ -202,22 +205,22 @@ def event_html(event: RunEvent, read_only: bool = False) -> str:
             composer = "" if read_only else partial("composer", oob=True)
             item = partial("item", read_only=read_only, **row)
             return append(item) + status(True, read_only) + composer
-        case ItemStarted(key, kind, label):
-            return append(partial("live", key=key, kind=kind, label=label))
+        case ItemStarted(key, kind, label, column):
+            return append(partial("live", key=key, kind=kind, label=label), column)
         case TextDelta(key, text):
             return text_delta(key, text)
         case ItemDone(key, item):
             return partial("item", oob_target=key, read_only=read_only, **item_row(item))
-        case ItemAdded(item):
-            return append(partial("item", read_only=read_only, **item_row(item)))
+        case ItemAdded(item, column):
+            return append(partial("item", read_only=read_only, **item_row(item)), column)
         case CallWaiting(call_id, name, arguments, kind):
             call = {"call_id": call_id, "name": name, "arguments": arguments, "kind": kind}
             waiting = partial("waiting", call=call, read_only=read_only)
             return f'<div hx-swap-oob="beforeend:#waiting">{waiting}</div>'
         case CallResolved(call_id):
             return f'<div id="call-{escape(call_id)}" hx-swap-oob="delete"></div>'
-        case StepDone(step):
-            return append(partial("step", row={"step": step}))
+        case StepDone(step, column):
+            return append(partial("step", row={"step": step}), column)
         case StepUpdated(step):
             return partial("step", row={"step": step}, oob=True)
         case TurnEnded(state, message, steps):
@@ -234,7 +237,7 @@ def event_html(event: RunEvent, read_only: bool = False) -> str:
             return chart + ended + (notice(message, level, state) if message else "")
         case Notice(message):
             return notice(message)
-        case Rebranched():
+        case Rebranched() | Compared():
             return ""  # a live tab redraws from the database (agents/live/subscription.py)
         case Retitled(session_id, title, pinned):
             if read_only:  # a viewer's page has its own heading, and no sidebar

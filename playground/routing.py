@@ -7,7 +7,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path, re_path
 
-from playground.consumers import SessionConsumer
+from playground.consumers import CompareConsumer, SessionConsumer
 from playground.inspector.consumers import InspectorListConsumer, InspectorSessionConsumer
 from playground.protocol import CLOSE_NOT_FOUND
 from playground.viewer import ViewerConsumer
@@ -27,6 +27,10 @@ class UnroutableConsumer(AsyncWebsocketConsumer):
 
 websocket_urlpatterns: list[Any] = [
     path("ws/sessions/<uuid:session_id>/", SessionConsumer.as_asgi()),  # type: ignore[arg-type]
+    path(
+        "ws/sessions/<uuid:session_id>/compare/<int:compare_id>/",
+        CompareConsumer.as_asgi(),  # type: ignore[arg-type]
+    ),
     # No token in the path (access logs write paths): the page sends it in the first frame.
     path("ws/share/", ViewerConsumer.as_asgi()),  # type: ignore[arg-type]
     path("ws/inspector/", InspectorListConsumer.as_asgi()),  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
-from playground import forking, share_views, sidebar, views
+from playground import compare_views, forking, share_views, sidebar, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -26,6 +26,12 @@ urlpatterns = [
     ),
     path("sessions/<uuid:session_id>/export/", views.session_export, name="session-export"),
     path("sessions/<uuid:session_id>/fork/", forking.session_fork, name="session-fork"),
+    path("sessions/<uuid:session_id>/compare/", compare_views.compare_new, name="compare-new"),
+    path(
+        "sessions/<uuid:session_id>/compare/<int:compare_id>/",
+        compare_views.compare_detail,
+        name="compare",
+    ),
     path("sessions/<uuid:session_id>/share/", share_views.share_create, name="share-new"),
     path(
         "sessions/<uuid:session_id>/share/<int:link_id>/revoke/",

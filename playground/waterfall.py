@@ -67,9 +67,7 @@ def geometry(
             }
         )
     axis_y = len(rows) * ROW + 4
-    ticks = [
-        {"x": round(LABELS + at * scale, 1), "label": _duration(at)} for at in tick_times(span)
-    ]
+    ticks = [{"x": round(LABELS + at * scale, 1), "label": duration(at)} for at in tick_times(span)]
     return {
         "run": ordered[0].turn_position if ordered else None,
         "oob": oob,  # drawn again, in place of the page's chart of the same run
@@ -98,7 +96,7 @@ def tick_times(end_ms: float) -> list[float]:
     return [index * step for index in range(count + 1)]
 
 
-def _duration(ms: float) -> str:
+def duration(ms: float) -> str:
     return f"{ms / 1000:g} s" if ms >= 1000 else f"{ms:g} ms"
 
 

@@ -287,6 +287,14 @@
       item.classList.remove("editing");
     }
   });
+  // A compare page opened to run at once (the race's one click) starts when its socket opens.
+  document.addEventListener("htmx:wsOpen", function () {
+    var start = document.querySelector("form[data-autostart]");
+    if (start) {
+      start.removeAttribute("data-autostart");
+      start.requestSubmit();
+    }
+  });
   document.addEventListener("htmx:wsConfigSend", function (event) {
     if (event.target.id === "composer") {
       clearNotice();

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 
-from agents.models import Item, Session, Step, Tool
+from agents.models import Item, Lap, Session, Step, Tool
 from agents.run import tree
 from agents.upstream.delta import Chain
 from agents.upstream.websocket import UpstreamSession
+from playground.comparing import create_race
 from simulator import context_hash
 from tests.simserver import SimServer
 from tests.tabs import Tab, new_browser, new_session
@@ -24,12 +26,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 UseUpstream = Callable[[SimServer], SimServer]
 
 
-async def branch_items(session: Session) -> list[Item]:
-    """The session's current branch, as the page shows it."""
+async def branch_items(session: Session, head: int | None = None) -> list[Item]:
+    """The session's current branch, as the page shows it (or the branch through ``head``)."""
     await session.arefresh_from_db()
     links = [link async for link in Item.objects.filter(session=session).values_list(
         "position", "parent")]  # fmt: skip
-    path = tree.branch(links, session.head).path
+    path = tree.branch(links, session.head if head is None else head).path
     rows = Item.objects.filter(session=session, position__in=path).order_by("position")
     return [item async for item in rows]
 
@@ -40,9 +42,11 @@ async def last_step(session: Session) -> Step:
     return step
 
 
-async def assert_oracle_matches(server: SimServer, session: Session, step: Step) -> None:
+async def assert_oracle_matches(
+    server: SimServer, session: Session, step: Step, head: int | None = None
+) -> None:
     """What the upstream rebuilt for the step is the branch's context before its output."""
-    items = [item for item in await branch_items(session) if item.in_context]
+    items = [item for item in await branch_items(session, head) if item.in_context]
     outputs = [index for index, item in enumerate(items) if item.step_id == step.pk]
     produced = [i for i in outputs if items[i].kind != "function_call_output"]
     context = [item.data for item in items[: produced[0]]]
@@ -248,3 +252,48 @@ async def test_a_fork_is_a_new_session_up_to_the_reply_linked_both_ways_and_chai
     step = await last_step(fork)
     assert (step.route, step.previous_response_id) == ("delta", warm.response_id)
     await assert_oracle_matches(server, fork, step)
+
+
+async def test_a_compare_runs_its_columns_at_once_each_a_branch_with_its_own_transport(
+    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+) -> None:
+    server = use_upstream(start_sim("--seed", "8"))
+    browser = await new_browser()
+    session = await new_session(browser)
+    await Tool.objects.acreate(session=session, name="search_notes", mode="mock", mock_output="n")
+    tab = await Tab(str(session.pk), browser).open()
+    await tab.turn("/chat 5 some context first")
+    compare = await sync_to_async(create_race)(
+        session, [t async for t in Tool.objects.filter(session=session)], 1
+    )
+    await command(tab, action="compare", target=compare.pk, rounds="1")
+    await tab.close()
+
+    laps = [
+        lap async for lap in Lap.objects.filter(column__compare=compare).order_by("column__index")
+    ]
+    assert [lap.status for lap in laps] == ["completed"] * 3
+    items = {i.position: i async for i in Item.objects.filter(session=session)}
+    for lap, transport in zip(laps, ("websocket", "http", "http"), strict=True):
+        assert items[lap.message].parent == 1  # each column follows the conversation shown
+        steps = [s async for s in Step.objects.filter(session=session, turn_position=lap.message)]
+        assert len(steps) >= 3  # the research task calls tools over several steps
+        assert {s.socket == "http" for s in steps} == {transport == "http"}
+        for step in steps:
+            await assert_oracle_matches(server, session, step, head=lap.message)
+    ws, http_off, http_on = [
+        [
+            s
+            async for s in Step.objects.filter(session=session, turn_position=lap.message).order_by(
+                "id"
+            )
+        ]
+        for lap in laps
+    ]
+    assert [s.route for s in ws] == ["full"] + ["delta"] * (len(ws) - 1)
+    assert {s.route for s in http_off} == {"full"}  # nothing stored: the whole context each step
+    assert [s.route for s in http_on][1:] == ["delta"] * (len(http_on) - 1)  # chained by id
+    # The columns ran at once: each started before any other ended.
+    assert max(s.created for s in (ws[0], http_off[0], http_on[0])) < min(
+        s.created for s in (ws[-1], http_off[-1], http_on[-1])
+    )

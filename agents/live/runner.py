@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 
 from agents.live import admission, local
+from agents.live.compare import run_compare
 from agents.live.feed import Feed
 from agents.live.inspection import PROCESS, FrameLog, frames_json, report_state, report_tabs
 from agents.live.lease import keep_renewed, leases
@@ -275,8 +276,12 @@ class SessionRunner:
                 f"This session may start at most {limit} runs a minute: "
                 f"send again in {math.ceil(wait)} s."
             )
-        fork = Fork(int(target), edit=action == "edit") if action != "send" else None
-        self.submit(message, fork)
+        if action == "compare":
+            self.stop.reset()
+            self.turn_task = asyncio.create_task(self._compare(int(target), int(message)))
+        else:
+            fork = Fork(int(target), edit=action == "edit") if action != "send" else None
+            self.submit(message, fork)
         self._rate.started()
         return None
 
@@ -296,6 +301,13 @@ class SessionRunner:
             self.turn_task = None
             self._schedule_idle_close()
 
+    async def _compare(self, compare_id: int, rounds: int) -> None:
+        try:
+            await run_compare(self, compare_id, rounds)
+        finally:
+            self.turn_task = None
+            self._schedule_idle_close()
+
     async def _switch(self, position: int) -> None:
         """Show another branch, in every tab (busy meanwhile: no run starts on the old one)."""
         try:
@@ -305,7 +317,7 @@ class SessionRunner:
 
     def halt(self, status: str) -> None:
         self.stop.halt(status)
-        self.transport.discard()
+        self.transports.discard_all()
 
     def _rotate_now(self) -> Problem | None:
         """Staff: replace the upstream socket (make-before-break): now if idle, else at the

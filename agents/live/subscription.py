@@ -17,7 +17,7 @@ from typing import Protocol
 from agents.live import mailbox, sessions, wire
 from agents.live.feed import Snapshot, batch_events, read_log
 from agents.live.runner import Problem, SessionRunner
-from agents.run.events import Rebranched, Resync, RunEvent
+from agents.run.events import Compared, Rebranched, Resync, RunEvent
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class Subscription:
         """Called by the runner here for each of its events; queued, never awaited."""
         if isinstance(event, Resync):
             self.resync(event.reason)
-        elif isinstance(event, Rebranched):
+        elif isinstance(event, Rebranched | Compared):
             self.resync("the branch changed")  # the transcript is redrawn from the database
         elif not self.closed:
             self.view.put(event)
@@ -154,7 +154,7 @@ class Subscription:
         for seq, event in batch_events(message):
             if seq > self.seq:
                 self.seq = seq
-                if isinstance(event, Rebranched):
+                if isinstance(event, Rebranched | Compared):
                     self.resync("the branch changed")
                     return
                 self.view.put(event)

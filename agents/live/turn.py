@@ -18,7 +18,7 @@ from agents.models import DEFAULT_TITLE, Item, Session, title_from_message
 from agents.run import transcript, tree
 from agents.run.events import ItemAdded, Notice, Rebranched, Retitled, TurnEnded, TurnStarted
 from agents.run.host import RunHost
-from agents.run.loop import AgentLoop
+from agents.run.loop import AgentLoop, Lane, Positions
 from agents.run.writes import Fenced, WriteBehind
 from agents.upstream.transports import Transports
 
@@ -89,14 +89,9 @@ async def run_turn(host: TurnHost, text: str, fork: Fork | None = None) -> None:
         if fork is not None:
             # After the checkpoint: a tab redrawing for it finds the new branch in the database.
             host.publish(Rebranched())
+        route = Lane(path=(*start.before, user.position), lane=start.lane)
         loop = AgentLoop(
-            host,
-            session,
-            user.position,
-            writes,
-            position=start.position,
-            path=(*start.before, user.position),
-            lane=start.lane,
+            host, session, user.position, writes, positions=Positions(start.position), route=route
         )
         try:
             status, message = await loop.run()

@@ -24,6 +24,7 @@ class ItemStarted:
     key: str  # the upstream item id, for the live element
     kind: str  # message or function_call
     label: str  # role, or the called function's name
+    column: int | None = None  # a compare's column it belongs to (None: the transcript)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class ItemAdded:
     """A completed item that did not stream (a tool's output)."""
 
     item: Item
+    column: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class CallResolved:
 @dataclass(frozen=True)
 class StepDone:
     step: Step
+    column: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,15 @@ class TurnEnded:
     status: str  # completed, incomplete, stopped, interrupted, failed
     message: str = ""
     steps: tuple[Step, ...] = ()  # the run's steps, for its waterfall
+
+
+@dataclass(frozen=True)
+class Compared:
+    """A round of a compare ended: its page redraws its board (results, chart) from the
+    database, as a resync (agents/live/subscription.py)."""
+
+    compare_id: int
+    round: int
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,7 @@ RunEvent = (
     | StepDone
     | StepUpdated
     | TurnEnded
+    | Compared
     | Notice
     | Retitled
 )
@@ -152,12 +165,12 @@ def encode(event: RunEvent) -> dict[str, Any]:
     match event:
         case TurnStarted(item):
             return {"t": "TurnStarted", "item": _item(item)}
-        case ItemAdded(item):
-            return {"t": "ItemAdded", "item": _item(item)}
+        case ItemAdded(item, column):
+            return {"t": "ItemAdded", "item": _item(item), "column": column}
         case ItemDone(key, item):
             return {"t": "ItemDone", "key": key, "item": _item(item)}
-        case StepDone(step):
-            return {"t": "StepDone", "step": _step(step)}
+        case StepDone(step, column):
+            return {"t": "StepDone", "step": _step(step), "column": column}
         case StepUpdated(step):
             return {"t": "StepUpdated", "step": _step(step)}
         case TurnEnded(status, message, steps):
@@ -194,6 +207,7 @@ EVENT_CLASSES = (
     StepDone,
     StepUpdated,
     TurnEnded,
+    Compared,
     Notice,
     Retitled,
 )

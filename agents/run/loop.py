@@ -80,6 +80,30 @@ def retryable(turn: UpstreamTurn) -> bool:
     return turn.status >= 500 or turn.status == 429 or turn.error.get("code") in RETRYABLE_CODES
 
 
+class Positions:
+    """Where the next items go: a run's own counter, or one shared by a compare's columns,
+    which run at once on branches of one session (agents/live/compare.py)."""
+
+    def __init__(self, next_free: int) -> None:
+        self.next = next_free
+
+    def take(self, count: int = 1) -> int:
+        first = self.next
+        self.next += count
+        return first
+
+
+@dataclass(frozen=True)
+class Lane:
+    """Where a run goes: its branch up to the user's message (None: the session's), its
+    upstream lane, and for a compare's column its index and the tools it may call."""
+
+    path: tuple[int, ...] | None = None
+    lane: str | None = None
+    column: int | None = None
+    tools: tuple[str, ...] | None = None  # None: every tool of the session
+
+
 class AgentLoop:
     def __init__(
         self,
@@ -88,19 +112,20 @@ class AgentLoop:
         user_position: int,
         writes: WriteBehind,
         *,
-        position: int | None = None,
-        path: tuple[int, ...] | None = None,
-        lane: str | None = None,
+        positions: Positions | None = None,
+        route: Lane | None = None,
     ) -> None:
         self.host = host
         self.session = session
         self.user_position = user_position
         # The next free position (a regenerate's run starts past every branch's items), and the
         # branch's last item, which the next one follows.
-        self.position = user_position + 1 if position is None else position
+        self.positions = positions or Positions(user_position + 1)
         self.tip = user_position
-        self.path = path  # the branch up to the user's message (None: the session's branch)
-        self.lane = lane
+        route = route or Lane()
+        self.path, self.lane, self.column, self.tool_names = (
+            route.path, route.lane, route.column, route.tools
+        )  # fmt: skip
         self.stored: Stored | None = None
         self.started = time.monotonic()
         self.tools: dict[str, Tool] = {}
@@ -111,7 +136,10 @@ class AgentLoop:
         self.sid = str(session.pk)
 
     async def run(self) -> tuple[str, str]:
-        self.tools = {tool.name: tool async for tool in Tool.objects.filter(session=self.session)}
+        tools = Tool.objects.filter(session=self.session)
+        if self.tool_names is not None:
+            tools = tools.filter(name__in=self.tool_names)
+        self.tools = {tool.name: tool async for tool in tools}
         self.context = await transcript.context(self.session, self.path)
         self.stored = await transcript.stored_parent(self.session, self.path)
         fields = self.session.request_fields(list(self.tools.values()))
@@ -124,6 +152,11 @@ class AgentLoop:
                 return "stopped", "Stopped while tools were running; their calls are answered."
         limit = self.session.max_steps
         return "incomplete", f"Stopped at the step limit ({limit}); send a message to go on."
+
+    @property
+    def position(self) -> int:
+        """The next free position: every item of the run is below it."""
+        return self.positions.next
 
     # -- one step, with recovery -----------------------------------------------------------------
 
@@ -238,7 +271,7 @@ class AgentLoop:
             key = str(data.get("id", ""))
             partials[key] = Partial(str(data.get("type")), data)
             label = str(data.get("name") or data.get("role") or data.get("type"))
-            self.host.publish(ItemStarted(key, str(data.get("type")), label))
+            self.host.publish(ItemStarted(key, str(data.get("type")), label, self.column))
         elif kind == "response.output_item.done":
             data = event["item"]
             key = str(data.get("id", ""))
@@ -249,9 +282,9 @@ class AgentLoop:
 
     def keep(self, data: dict[str, Any], **fields: Any) -> Item:
         """Add an item to the context now and to the database in the background."""
-        item = transcript.new_item(self.session, self.position, data, parent=self.tip, **fields)
-        self.tip = self.position
-        self.position += 1
+        position = self.positions.take()
+        item = transcript.new_item(self.session, position, data, parent=self.tip, **fields)
+        self.tip = position
         if item.in_context:
             self.context.append(data)
         self.writes.submit(item.save)
@@ -290,8 +323,8 @@ class AgentLoop:
 
         self.writes.submit(write)
         self.steps.append(step)
-        self.host.publish(StepDone(step))
-        self.host.checkpoint(self.writes, self.position)
+        self.host.publish(StepDone(step, self.column))
+        self.host.checkpoint(self.writes, self.positions.next)
         return step
 
     # -- function calls --------------------------------------------------------------------------
@@ -299,9 +332,8 @@ class AgentLoop:
     async def answer_calls(self, calls: list[Item], step: Step) -> bool:
         """Answer every call (concurrently), each exactly once; False if the user stopped."""
         started = time.monotonic()
-        first, after = self.position, self.tip
-        self.position += len(calls)
-        self.tip = self.position - 1
+        first, after = self.positions.take(len(calls)), self.tip
+        self.tip = first + len(calls) - 1
         answered: dict[str, Item] = {}
 
         def output(index: int, text: str) -> Item:
@@ -311,7 +343,7 @@ class AgentLoop:
             item = transcript.new_item(self.session, first + index, data, parent=parent)
             answered[call_id] = item
             item.step = step
-            self.host.publish(ItemAdded(item))
+            self.host.publish(ItemAdded(item, self.column))
             return item
 
         async def one(index: int, call: Item) -> None:
@@ -334,7 +366,7 @@ class AgentLoop:
         step.tool_ms = (time.monotonic() - started) * 1000
         self.writes.submit(lambda: step.save(update_fields=["tool_ms"]))
         self.host.publish(StepUpdated(step))  # the live step line gains its tool time
-        self.host.checkpoint(self.writes, self.position)
+        self.host.checkpoint(self.writes, self.positions.next)
         return not stopped
 
 

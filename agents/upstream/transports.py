@@ -31,6 +31,7 @@ class Transports:
         self.prefer_http = False  # the next step goes over HTTP
         self.fell_back = False  # the WebSocket proved unusable: HTTP for the runner's life
         self.rotate_due = False  # staff asked for a new socket
+        self.columns: list[UpstreamSession | HttpUpstream] = []  # a running compare's own
 
     @property
     def current(self) -> UpstreamSession | HttpUpstream:
@@ -74,7 +75,32 @@ class Transports:
             self.rotate_due = False
         return rotated
 
+    def column(self, http: bool) -> UpstreamSession | HttpUpstream:
+        """A transport of its own for a compare's column: its own socket (columns stream at
+        once; one socket carries one response at a time here), or HTTP."""
+        transport: UpstreamSession | HttpUpstream
+        if http:
+            client = shared_client(settings.UPSTREAM_BASE_URL, settings.OPENAI_API_KEY)
+            transport = HttpUpstream(client)
+        else:
+            transport = UpstreamSession(settings.UPSTREAM_BASE_URL, settings.OPENAI_API_KEY)
+        transport.recorder = self.recorder
+        self.columns.append(transport)
+        return transport
+
+    async def close_columns(self) -> None:
+        columns, self.columns = self.columns, []
+        for transport in columns:
+            await transport.close()
+
+    def discard_all(self) -> None:
+        """Stop everything in flight: the session's transport and every column's."""
+        self.current.discard()
+        for transport in self.columns:
+            transport.discard()
+
     async def close(self) -> None:
+        await self.close_columns()
         await self.websocket.close()
         if self.http is not None:
             await self.http.close()
