@@ -38,9 +38,15 @@ def compare_new(request: HttpRequest, session_id: str) -> HttpResponse:
     problem = ""
     if request.method == "POST":
         if request.POST.get("preset") == "race":
-            with transaction.atomic():
-                compare = comparing.create_race(session, tools, tip)
-            return redirect(reverse("compare", args=[session.pk, compare.pk]) + "?start=1")
+            # One click: the race's task unless the form names another (the benchmark's).
+            text = request.POST.get("prompt") or comparing.RACE_PROMPT
+            if prompt.is_valid() or not request.POST.get("prompt"):
+                with transaction.atomic():
+                    compare = comparing.create_race(session, tools, tip, text)
+                return redirect(reverse("compare", args=[session.pk, compare.pk]) + "?start=1")
+            problem = "The race's prompt: " + " ".join(
+                str(e) for e in prompt.errors.get("prompt", [])
+            )
         included, problem = comparing.chosen(columns)
         if prompt.is_valid() and included:
             with transaction.atomic():
@@ -53,6 +59,7 @@ def compare_new(request: HttpRequest, session_id: str) -> HttpResponse:
         "problem": problem,
         "model_names": async_to_sync(model_picker.model_names)(),
         "race": comparing.RACE,
+        "race_prompt": comparing.RACE_PROMPT,
     }
     status = 422 if request.method == "POST" else 200
     return render(request, "playground/compare_new.html", context, status=status)

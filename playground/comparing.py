@@ -19,7 +19,8 @@ from playground.forms import TextForm, TextModelForm, limit_length
 
 MAX_COLUMNS = 4
 MIN_COLUMNS = 2
-RACE_PROMPT = "/research 8 tide tables along the Atlantic coast"
+RACE_STEPS = 20  # tool calls: the simulator's calibration task (docs/simulator.md)
+RACE_PROMPT = f"/research {RACE_STEPS} how websocket mode speeds up agent loops"
 # The race: one agent task over WebSocket and over HTTP (store off, then on).
 RACE = (
     ("WebSocket", "websocket", False),
@@ -42,6 +43,8 @@ class PromptForm(TextForm):
 class ColumnForm(TextModelForm):
     include = forms.BooleanField(required=False, label="Run this column")
     tools = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+
+    field_order = ["include", "label", "model", "instructions", "transport", "store", "max_steps"]
 
     class Meta:
         model = Column
@@ -105,10 +108,13 @@ def create(session: Session, prompt: str, forms_: list[ColumnForm], after: int |
     return compare
 
 
-def create_race(session: Session, tools: list[Tool], after: int | None) -> Compare:
-    """The race preset: the same task, model, tools and simulator over each transport."""
+def create_race(
+    session: Session, tools: list[Tool], after: int | None, prompt: str = ""
+) -> Compare:
+    """The race preset: the same task, model, instructions, tools and simulator over each
+    transport."""
     compare = Compare.objects.create(
-        session=session, prompt=RACE_PROMPT, after=after, preset="race"
+        session=session, prompt=prompt or RACE_PROMPT, after=after, preset="race"
     )
     for index, (label, transport, store) in enumerate(RACE):
         Column.objects.create(
@@ -116,9 +122,10 @@ def create_race(session: Session, tools: list[Tool], after: int | None) -> Compa
             index=index,
             label=label,
             model=session.model,
+            instructions=session.instructions,
             transport=transport,
             store=store,
-            max_steps=max(session.max_steps, 12),
+            max_steps=max(session.max_steps, RACE_STEPS + 1),
             tools=[tool.name for tool in tools],
         )
     return compare

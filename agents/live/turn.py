@@ -51,13 +51,12 @@ class TurnHost(RunHost, Protocol):
 
 @dataclass(frozen=True)
 class Start:
-    """How a run begins: the user's message, the branch before it, the next free position, the
-    upstream lane of the branch being run, and a title the message gave the session."""
+    """How a run begins: the user's message, the branch before it, the next free position and
+    a title the message gave the session."""
 
     user: Item
     before: tuple[int, ...]
     position: int
-    lane: str | None
     retitled: list[str]
 
 
@@ -89,7 +88,10 @@ async def run_turn(host: TurnHost, text: str, fork: Fork | None = None) -> None:
         if fork is not None:
             # After the checkpoint: a tab redrawing for it finds the new branch in the database.
             host.publish(Rebranched())
-        route = Lane(path=(*start.before, user.position), lane=start.lane)
+        # Each run on a lane of its own: its parent (the last response before it) stays cached
+        # as the latest of the lane before, so an edit or a regenerate of this run is a fork
+        # from a cached response too (agents/upstream/delta.py, route "lane").
+        route = Lane(path=(*start.before, user.position), lane=f"r{start.position}")
         loop = AgentLoop(
             host, session, user.position, writes, positions=Positions(start.position), route=route
         )
@@ -111,7 +113,9 @@ async def run_turn(host: TurnHost, text: str, fork: Fork | None = None) -> None:
         with suppress(Exception):
             await context_store().update(sid, running="")
         host.publish(TurnEnded(status, message, tuple(loop.steps) if loop else ()))
-        host.feed.checkpoint(base, host.feed.seq, running=False)
+        host.feed.checkpoint(base, host.feed.seq, running=False, rebranched=fork is not None)
+        if fork is not None:
+            host.publish(Rebranched())  # the new reply shows its switcher once it exists
 
 
 async def _start(
@@ -132,7 +136,7 @@ async def _start(
         user = transcript.new_item(session, position, transcript.user_message(text), parent=tip)
         writes.submit(user.save)
         retitled = _retitle(writes, session, position, text)
-        return Start(user, before, position + 1, branch.lane(), retitled)
+        return Start(user, before, position + 1, retitled)
     target = await _turn_message(session, branch, fork)
     if target is None:
         raise Refused("That message is not on the branch shown: reload the page.")
@@ -141,13 +145,13 @@ async def _start(
         message = transcript.user_message(text)
         user = transcript.new_item(session, position, message, parent=target.parent)
         writes.submit(user.save)
-        head, lane, position = position, f"b{position}", position + 1
+        head, position = position, position + 1
     else:
         # The new reply's first item is a sibling of the old one's: its branch is named by it.
-        user, head, lane = target, target.position, f"b{position}"
+        user, head = target, target.position
     writes.submit(lambda: Session.objects.filter(pk=session.pk).update(head=head))
     session.head = head
-    return Start(user, before, position, lane, [])
+    return Start(user, before, position, [])
 
 
 def _retitle(writes: WriteBehind, session: Session, position: int, text: str) -> list[str]:

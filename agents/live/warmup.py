@@ -20,6 +20,8 @@ from agents.upstream.websocket import NO_WEBSOCKET
 
 log = logging.getLogger(__name__)
 
+WARM_LANE = "warm"
+
 PREWARM_TIMEOUT = 15.0
 
 
@@ -57,7 +59,8 @@ async def warm_up(
     tools = [tool async for tool in session.tools.all()]
     fields = session.request_fields(tools)
     branch = await transcript.branch(session)
-    items, lane = await transcript.context(session, branch.path), branch.lane()
+    # Its own lane: the next run forks from it (a cache hit) and leaves it for a regenerate.
+    items, lane = await transcript.context(session, branch.path), WARM_LANE
     if rotate:
         return await asyncio.wait_for(
             transports.rotate_if_due(fields, items, session_id, lane), PREWARM_TIMEOUT

@@ -27,22 +27,13 @@ class Branch:
     def tip(self) -> int | None:
         return self.path[-1] if self.path else None
 
-    def lane(self) -> str | None:
-        """The upstream lane (``stream_id``) this branch's steps run on: the default lane for the
-        oldest line, else one per branch, named after the item where it left the older line.
-        Stable as the branch grows, so each branch keeps its own cached response upstream."""
-        for position in reversed(self.path):
-            siblings = self.forks.get(position)
-            if siblings and siblings[0] != position:
-                return f"b{position}"
-        return None
-
 
 def children(links: Iterable[Link]) -> dict[int | None, list[int]]:
-    """Each parent's children, oldest first."""
+    """Each parent's children, oldest first (a link to a younger parent is damaged: left out)."""
     kids: dict[int | None, list[int]] = {}
-    for position, parent in sorted(links):
-        kids.setdefault(parent, []).append(position)
+    for position, parent in sorted(links, key=lambda link: link[0]):
+        if parent is None or parent < position:
+            kids.setdefault(parent, []).append(position)
     return kids
 
 
@@ -70,11 +61,3 @@ def branch(links: Iterable[Link], head: int | None) -> Branch:
         if len(siblings) > 1:
             forks[position] = tuple(siblings)
     return Branch(tuple(path), forks)
-
-
-def newest_leaf(links: Iterable[Link], position: int) -> int:
-    """The tip of the newest line below ``position`` (itself when it has no children)."""
-    kids = children(links)
-    while kids.get(position):
-        position = kids[position][-1]
-    return position

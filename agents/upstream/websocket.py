@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -40,19 +41,27 @@ class UpstreamSocket:
     connection: AsyncResponsesConnection
     opened: float = field(default_factory=time.monotonic)
     requests: int = 0
-    chains: dict[str | None, Chain] = field(default_factory=dict)  # by lane (stream_id)
-    lanes: set[str] = field(default_factory=set)  # the named lanes used on it
+    chains: dict[str | None, Chain] = field(default_factory=dict)  # by stream_id
+    # Which stream_id each run's lane has, least recently used first.
+    lanes: OrderedDict[str, str] = field(default_factory=OrderedDict)
     rotated_in: bool = False
 
     def lane_for(self, wanted: str | None, named: bool) -> str | None:
-        """``wanted``, or the default lane when the upstream has no named lanes or this socket
-        has used as many as one connection may have (a new one would be refused)."""
+        """The stream_id for the lane ``wanted`` (None: the default lane, also when the upstream
+        has no named lanes). A connection may name only ``MAX_NAMED_LANES`` lanes: past that,
+        the least recently used one's stream_id is reused, its cached response forgotten."""
         if wanted is None or not named:
             return None
-        if wanted not in self.lanes and len(self.lanes) >= MAX_NAMED_LANES:
-            return None
-        self.lanes.add(wanted)
-        return wanted
+        if wanted in self.lanes:
+            self.lanes.move_to_end(wanted)
+            return self.lanes[wanted]
+        if len(self.lanes) < MAX_NAMED_LANES:
+            stream_id = f"l{len(self.lanes)}"
+        else:
+            _, stream_id = self.lanes.popitem(last=False)
+            self.chains.pop(stream_id, None)
+        self.lanes[wanted] = stream_id
+        return stream_id
 
     @property
     def age(self) -> float:
