@@ -9,11 +9,18 @@ from typing import Any
 from agents import dbthread
 from agents.live import admission, wire
 from agents.live.feed import Snapshot
+from agents.models import Compare
 from playground import quotas, render
 from playground.access import anonymously_owned, visible_sessions
 from playground.compare_views import board_html
 from playground.feed_socket import FeedConsumer
-from playground.protocol import CLOSE_FORBIDDEN, RUN_ACTIONS, FrameError, parse_frame
+from playground.protocol import (
+    CLOSE_FORBIDDEN,
+    CLOSE_NOT_FOUND,
+    RUN_ACTIONS,
+    FrameError,
+    parse_frame,
+)
 from playground.socket_auth import resolve_user
 
 
@@ -40,10 +47,17 @@ class SessionConsumer(FeedConsumer):
         # quick under a storm: the socket then waits its turn for a connect slot.
         await self.accept()
         async with admission.connect_slot():
-            if await dbthread.call(may_see, self.scope, session_id):
+            refusal = await dbthread.call(self.refusal, session_id)
+            if refusal is None:
                 await self.show_session(session_id)
                 return
-        await self.close(code=CLOSE_FORBIDDEN, reason="This session is not yours.")
+        await self.close(code=refusal[0], reason=refusal[1])
+
+    def refusal(self, session_id: str) -> tuple[int, str] | None:
+        """Why this socket may not follow the session (a close code and reason), or None."""
+        if may_see(self.scope, session_id):
+            return None
+        return CLOSE_FORBIDDEN, "This session is not yours."
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.outbox is None or self.subscription is None:
@@ -84,3 +98,11 @@ class CompareConsumer(SessionConsumer):
     async def connect(self) -> None:
         self.compare_id = int(self.scope["url_route"]["kwargs"]["compare_id"])
         await super().connect()
+
+    def refusal(self, session_id: str) -> tuple[int, str] | None:
+        # The session first: whether a compare exists is told only to who may see it.
+        refused = super().refusal(session_id)
+        found = Compare.objects.filter(pk=self.compare_id or 0, session_id=session_id)
+        if refused is None and not found.exists():
+            return CLOSE_NOT_FOUND, "This session has no such compare."
+        return refused

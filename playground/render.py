@@ -6,6 +6,7 @@ from collections import OrderedDict
 from functools import cache
 from typing import Any
 
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -70,13 +71,10 @@ def transcript_rows(
     """Items in order, each step's metrics after the last item it produced, and each finished
     run's waterfall after the run (``open_run`` is still going: its waterfall comes live), every
     one on the scale of the session's longest run (playground/waterfall.py). ``items`` are a
-    branch (agents/run/tree.py): only the steps that produced them count."""
+    branch (agents/run/tree.py) and ``steps`` its steps (:func:`branch_records`)."""
     forks = forks or {}
-    on_branch = {item.step_id for item in items}
     runs: dict[int, list[Step]] = {}
     for step in steps.values():
-        if step.pk not in on_branch:
-            continue
         if step.turn_position is not None and step.turn_position != open_run:
             runs.setdefault(step.turn_position, []).append(step)
     session_id = next((str(s.session_id) for s in steps.values() if s.session_id), None)
@@ -135,8 +133,14 @@ def branch_records(
         and not (open_run is not None and start is not None and open_run < position < start)
     ]
     items = list(Item.objects.filter(session_id=session_id, position__in=path).order_by("position"))
-    steps = {step.pk: step for step in Step.objects.filter(session_id=session_id)}
-    return items, steps, branch.forks
+    # A step is on the branch by what it produced; one that produced nothing (an error before
+    # any output) by the turn it ran for.
+    made = Item.objects.filter(session_id=session_id, step__isnull=False).values("step")
+    found = Step.objects.filter(session_id=session_id).filter(
+        Q(pk__in={item.step_id for item in items if item.step_id is not None})
+        | (Q(turn_position__in=path) & ~Q(pk__in=made))
+    )
+    return items, {step.pk: step for step in found}, branch.forks
 
 
 async def durable_transcript(session_id: str, head: Head | None, read_only: bool = False) -> str:

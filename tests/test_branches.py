@@ -17,6 +17,7 @@ from agents.run import tree
 from agents.upstream.delta import Chain
 from agents.upstream.websocket import UpstreamSession
 from playground.comparing import create_race
+from playground.inspector.queries import detail
 from simulator import context_hash
 from tests.simserver import SimServer
 from tests.tabs import Tab, new_browser, new_session
@@ -136,6 +137,17 @@ async def test_every_fork_is_a_cache_hit_and_each_step_matches_the_oracle(
 
     requests = [r for c in server.connections() for r in server.connection(c["id"])["log"]]
     assert {r["cache"] for r in requests if r["mode"] == "delta"} == {"hit"}  # never a miss
+
+    # The inspector: the context is the branch shown; each fork follows an earlier response.
+    found = await detail(str(session.pk))
+    assert found is not None
+    shown = [item for item in await branch_items(session) if item.in_context]
+    assert found.context_items == len(shown) < found.items
+    forks = [link for link in found.chain if link.step.route == "lane"]
+    assert forks
+    assert [(link.follows, link.miss) for link in forks] == [(True, "")] * len(forks)
+    full = [link for link in found.chain if link.step.route == "full" and link.step.mode != "warm"]
+    assert [link.miss.startswith("full context: a new connection") for link in full] == [True]
 
 
 async def test_a_regenerate_chains_from_a_stored_parent_by_id(
@@ -317,3 +329,29 @@ async def test_a_compare_runs_its_columns_at_once_each_a_branch_with_its_own_tra
     assert max(s.created for s in (ws[0], http_off[0], http_on[0])) < min(
         s.created for s in (ws[-1], http_off[-1], http_on[-1])
     )
+
+
+async def test_a_compare_socket_is_refused_for_a_stranger_and_for_another_session_s_compare() -> (
+    None
+):
+    owner, stranger = await new_browser(), await new_browser()
+    mine, other = await new_session(owner), await new_session(owner)
+    compare = await sync_to_async(create_race)(other, [], None)
+
+    async def close_of(session: Session, browser: str) -> dict[str, Any]:
+        tab = Tab(str(session.pk), browser)
+        tab.path = f"/ws/sessions/{session.pk}/compare/{compare.pk}/"
+        await tab.open()
+        return await tab.close_output()
+
+    assert (await close_of(other, stranger))["code"] == 4403  # not even told it exists
+    refused = await close_of(mine, owner)  # a compare of another session, by its id
+    assert refused["code"] == 4404
+    assert "no such compare" in refused["reason"]
+    tab = Tab(str(other.pk), owner)
+    tab.path = f"/ws/sessions/{other.pk}/compare/{compare.pk}/"
+    await tab.open()
+    first = await tab.recv()
+    assert 'id="board"' in first  # its board, drawn by the socket
+    assert 'id="column-2"' in first
+    await tab.close()

@@ -26,7 +26,8 @@ from agents.models import Column, Compare, Item, Lap, Session
 from agents.run import transcript, tree
 from agents.run.events import Compared, Notice, Rebranched, RunEvent, TurnEnded
 from agents.run.host import RunHost
-from agents.run.loop import AgentLoop, Lane, Positions
+from agents.run.loop import AgentLoop
+from agents.run.placement import Lane, Positions
 from agents.run.stop import StopSignal
 from agents.run.writes import Fenced, WriteBehind
 from agents.upstream.delta import Item as ItemData

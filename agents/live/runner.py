@@ -14,7 +14,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any
 
@@ -266,8 +266,8 @@ class SessionRunner:
             return None
         if self.busy:
             return "busy", "A run is in progress: wait for it, or stop it."
-        if action == "branch":
-            self.turn_task = asyncio.create_task(self._switch(int(target)))
+        if action == "branch":  # busy meanwhile: no run starts on the branch being left
+            self._start(switch_branch(self, int(target)))
             return None
         wait = self._rate.wait()
         if wait:
@@ -277,8 +277,7 @@ class SessionRunner:
                 f"send again in {math.ceil(wait)} s."
             )
         if action == "compare":
-            self.stop.reset()
-            self.turn_task = asyncio.create_task(self._compare(int(target), int(message)))
+            self._start(run_compare(self, int(target), int(message)))
         else:
             fork = Fork(int(target), edit=action == "edit") if action != "send" else None
             self.submit(message, fork)
@@ -290,30 +289,20 @@ class SessionRunner:
         already running."""
         if self.busy:
             return False
-        self.stop.reset()
-        self.turn_task = asyncio.create_task(self._turn(text, fork))
+        self._start(run_turn(self, text, fork))
         return True
 
-    async def _turn(self, text: str, fork: Fork | None) -> None:
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (a run, a compare, a branch switch) as the session's one task."""
+        self.stop.reset()
+        self.turn_task = asyncio.create_task(self._until_done(work))
+
+    async def _until_done(self, work: Coroutine[Any, Any, None]) -> None:
         try:
-            await run_turn(self, text, fork)
+            await work
         finally:
             self.turn_task = None
             self._schedule_idle_close()
-
-    async def _compare(self, compare_id: int, rounds: int) -> None:
-        try:
-            await run_compare(self, compare_id, rounds)
-        finally:
-            self.turn_task = None
-            self._schedule_idle_close()
-
-    async def _switch(self, position: int) -> None:
-        """Show another branch, in every tab (busy meanwhile: no run starts on the old one)."""
-        try:
-            await switch_branch(self, position)
-        finally:
-            self.turn_task = None
 
     def halt(self, status: str) -> None:
         self.stop.halt(status)

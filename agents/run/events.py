@@ -145,6 +145,7 @@ STEP_FIELDS = tuple(f.attname for f in Step._meta.concrete_fields if f.name != "
 
 def _item(item: Item) -> dict[str, Any]:
     return {
+        "session_id": str(item.session_id),  # a UUID: JSON has no such type
         "position": item.position,
         "parent": item.parent,
         "data": item.data,

@@ -9,8 +9,6 @@ call is answered exactly once.
 from __future__ import annotations
 
 import asyncio
-import random
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +19,8 @@ from agents.models import Item, Session, Step, Tool
 from agents.run import transcript
 from agents.run.events import ItemAdded, ItemDone, ItemStarted, StepDone, StepUpdated, TextDelta
 from agents.run.host import RunHost
+from agents.run.placement import Lane, Positions
+from agents.run.retry import backoff, outcome, retryable
 from agents.run.writes import WriteBehind
 from agents.tools.executor import answer
 from agents.upstream.delta import Stored
@@ -30,9 +30,6 @@ from agents.upstream.websocket import NO_WEBSOCKET
 TEXT_DELTAS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
 # A refused key is not retried: it will not get better (item 21).
 REFUSED_KEY = frozenset({401, 403})
-RETRYABLE_CODES = frozenset({"rate_limit_exceeded", "server_error", "server_is_overloaded"})
-RETRY_IN_RE = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s)", re.IGNORECASE)
-MAX_SERVER_DELAY = 30.0
 STOPPED_CALL = "Error: the run was stopped before this tool answered."
 
 
@@ -60,48 +57,6 @@ class StepOutcome:
     message: str = ""
     calls: list[Item] = field(default_factory=list)
     step: Step | None = None
-
-
-def backoff(attempt: int, error: dict[str, Any]) -> float:
-    """Seconds before retry ``attempt`` (1-based): the server's hint wins, else 200 ms·2ⁿ ±10 %."""
-    headers = error.get("headers") or {}
-    if "retry-after-ms" in headers:
-        return min(float(headers["retry-after-ms"]) / 1000, MAX_SERVER_DELAY)
-    if "retry-after" in headers:
-        return min(float(headers["retry-after"]), MAX_SERVER_DELAY)
-    hint = RETRY_IN_RE.search(str(error.get("message", "")))
-    if hint:
-        value = float(hint.group(1)) / (1000 if hint.group(2).lower() == "ms" else 1)
-        return min(value, MAX_SERVER_DELAY)
-    return float(0.2 * 2 ** (attempt - 1) * random.uniform(0.9, 1.1))
-
-
-def retryable(turn: UpstreamTurn) -> bool:
-    return turn.status >= 500 or turn.status == 429 or turn.error.get("code") in RETRYABLE_CODES
-
-
-class Positions:
-    """Where the next items go: a run's own counter, or one shared by a compare's columns,
-    which run at once on branches of one session (agents/live/compare.py)."""
-
-    def __init__(self, next_free: int) -> None:
-        self.next = next_free
-
-    def take(self, count: int = 1) -> int:
-        first = self.next
-        self.next += count
-        return first
-
-
-@dataclass(frozen=True)
-class Lane:
-    """Where a run goes: its branch up to the user's message (None: the session's), its
-    upstream lane, and for a compare's column its index and the tools it may call."""
-
-    path: tuple[int, ...] | None = None
-    lane: str | None = None
-    column: int | None = None
-    tools: tuple[str, ...] | None = None  # None: every tool of the session
 
 
 class AgentLoop:
@@ -219,10 +174,10 @@ class AgentLoop:
             if halted or partials or saved:
                 # Never replayed once output reached a browser (item 22).
                 status = halted or "interrupted"
-                await self.keep_partials(partials, status)
+                kept = await self.keep_partials(partials, status)
                 if turn is not None:
                     turn.cut_short()
-                    await self.record(turn, status, saved, retries, started_ms)
+                    await self.record(turn, status, [*saved, *kept], retries, started_ms)
                 if halted == "stopped":
                     return StepOutcome("stopped", "Stopped. The partial reply is kept.")
                 reason = "The run was interrupted." if halted else str(error)
@@ -248,10 +203,9 @@ class AgentLoop:
         started_ms: float,
     ) -> StepOutcome:
         assert turn.terminal is not None
-        status, message = _outcome(turn.terminal)
-        if partials:
-            await self.keep_partials(partials, "interrupted")
-        step = await self.record(turn, status, saved, retries, started_ms)
+        status, message = outcome(turn.terminal)
+        kept = await self.keep_partials(partials, "interrupted") if partials else []
+        step = await self.record(turn, status, [*saved, *kept], retries, started_ms)
         calls = [item for item in saved if item.kind == "function_call"]
         return StepOutcome(status, message, calls if status == "completed" else [], step)
 
@@ -290,11 +244,17 @@ class AgentLoop:
         self.writes.submit(item.save)
         return item
 
-    async def keep_partials(self, partials: dict[str, Partial], status: str) -> None:
+    async def keep_partials(self, partials: dict[str, Partial], status: str) -> list[Item]:
+        """Keep what streamed of unfinished items; they are the step's too (its waterfall bar
+        and its line stay on their branch)."""
+        kept = []
         for key, partial in partials.items():
             data, usable = partial.kept()
-            self.host.publish(ItemDone(key, self.keep(data, status=status, in_context=usable)))
+            item = self.keep(data, status=status, in_context=usable)
+            self.host.publish(ItemDone(key, item))
+            kept.append(item)
         partials.clear()
+        return kept
 
     async def record(
         self,
@@ -368,18 +328,3 @@ class AgentLoop:
         self.host.publish(StepUpdated(step))  # the live step line gains its tool time
         self.host.checkpoint(self.writes, self.positions.next)
         return not stopped
-
-
-def _outcome(terminal: dict[str, Any]) -> tuple[str, str]:
-    kind = terminal.get("type")
-    if kind == "response.completed":
-        return "completed", ""
-    if kind == "error":
-        error = terminal.get("error") or {}
-        return "failed", f"The upstream answered {error.get('code')}: {error.get('message')}"
-    response = terminal.get("response") or {}
-    if kind == "response.incomplete":
-        reason = (response.get("incomplete_details") or {}).get("reason", "unknown")
-        return "incomplete", f"The reply is incomplete ({reason})."
-    error = response.get("error") or {}
-    return "failed", f"The upstream failed: {error.get('code')}: {error.get('message')}"

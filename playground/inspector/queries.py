@@ -14,6 +14,7 @@ from agents.live.inspection import LiveState, live_state
 from agents.live.mailbox import ask_runner
 from agents.live.store import context_store
 from agents.models import Item, Session, Step
+from agents.run import transcript
 from playground import render
 
 LISTED = 200  # the most recently active sessions the list considers
@@ -127,6 +128,11 @@ def miss_reason(step: Step, previous: Step | None) -> str:
         return "full context: a new connection (the previous one closed or was dropped)"
     if step.socket == Step.Socket.ROTATED:
         return "full context: the connection was rotated"
+    if step.route == "full":
+        return (
+            "full context: no response cached on this connection leads to this branch, "
+            "and none is stored"
+        )
     return (
         "full context on the same connection: the upstream lost the previous response, "
         "or the settings or tools changed"
@@ -148,13 +154,21 @@ async def detail(session_id: str) -> Detail | None:
         return None
     found = Detail(session)
     previous: Step | None = None
+    seen: dict[str, Step] = {}
     async for step in Step.objects.filter(session=session).order_by("id"):
-        follows = bool(previous and step.previous_response_id == previous.response_id)
-        found.chain.append(ChainLink(step, follows, miss_reason(step, previous)))
+        # Forks chain from any earlier response (another lane's), not only the one before:
+        # a delta is judged against the response it names.
+        parent = seen.get(step.previous_response_id) if step.previous_response_id else None
+        follows = parent is not None
+        reason = miss_reason(step, parent if step.mode == Step.Mode.DELTA and parent else previous)
+        found.chain.append(ChainLink(step, follows, reason))
         previous = step
-    async for item in Item.objects.filter(session=session).only("data", "in_context"):
+        seen[step.response_id] = step
+    # The context is the current branch's (agents/run/tree.py); the count is of every branch.
+    path = set((await transcript.branch(session)).path)
+    async for item in Item.objects.filter(session=session).only("position", "data", "in_context"):
         found.items += 1
-        if item.in_context:
+        if item.in_context and item.position in path:
             found.context_items += 1
             found.context_bytes += len(json.dumps(item.data))
     return found
