@@ -157,6 +157,15 @@ def lap_result(steps: Sequence[Step]) -> LapResult:
     )
 
 
+CHART_WIDTH = 960  # px: a compare's chart spans its page (a session's waterfall is narrower)
+CHART_MARGIN = 24  # px right of the axis, for its last tick's label
+LABEL_CHARS = 18  # a column's label in the chart, before its step number
+
+
+def shorten(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1].rstrip() + "…"
+
+
 MEDIANS = ("total_ms", "steps", "ms_per_step", "bytes_per_step", "cached_tokens", "cost")
 
 
@@ -190,7 +199,7 @@ def shared_waterfall(columns: Sequence[Column], lap: Sequence[Sequence[Step]]) -
     """One round's chart: every column's steps on one time axis, a row per step."""
     ran = [[s for s in steps if s.mode != "warm"] for steps in lap]
     span = max((waterfalls.run_ms(steps) for steps in ran), default=0.0) or 1.0
-    scale = 1 / waterfalls.ms_per_px(span)
+    scale = (CHART_WIDTH - waterfalls.LABELS) / span  # px per ms
     rows: list[dict[str, Any]] = []
     for index, steps in enumerate(ran):
         label = columns[index].label if index < len(columns) else f"Column {index + 1}"
@@ -204,7 +213,7 @@ def shared_waterfall(columns: Sequence[Column], lap: Sequence[Sequence[Step]]) -
                     "model": round(model, 1),
                     "tool_x": round(x + model, 1),
                     "tool": round(step.tool_ms * scale, 1),
-                    "label": f"{label[:14]} {number}",
+                    "label": f"{shorten(label)} {number}",
                     "column": index,
                     "step": step,
                 }
@@ -216,7 +225,8 @@ def shared_waterfall(columns: Sequence[Column], lap: Sequence[Sequence[Step]]) -
     ]
     return {
         "rows": rows,
-        "width": waterfalls.WIDTH,
+        "width": CHART_WIDTH,
+        "view_width": CHART_WIDTH + CHART_MARGIN,
         "height": axis_y + waterfalls.AXIS,
         "axis_y": axis_y,
         "ticks": ticks,

@@ -5,6 +5,7 @@ phone."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -326,3 +327,66 @@ def width(element: Locator) -> float:
     bounds = element.bounding_box()
     assert bounds is not None
     return bounds["width"]
+
+
+@pytest.mark.timeout(90)
+def test_a_tree_exports_and_imports_with_its_branch_and_a_fork_opens_a_new_session(
+    browser: Browser, live: LiveServer, tmp_path: Path
+) -> None:
+    context = new_context(browser, live)
+    page = open_session(context)
+    send(page, "/chat 20 hello", 1)
+    reply = page.locator(REPLY).first
+    reply_id = reply.get_attribute("id") or ""
+    regenerate(page, reply)
+    expect(page.locator(REPLY).first).to_have_id(another(reply_id))
+    idle(page, 1)
+    expect(switcher(page.locator(REPLY).first).locator(".count")).to_have_text("2/2")
+    previous(page.locator(REPLY).first).click()
+    expect(switcher(page.locator(REPLY).first).locator(".count")).to_have_text("1/2")
+
+    with page.expect_download() as download:
+        page.click("#export")
+    path = tmp_path / "tree.json"
+    download.value.save_as(path)
+    exported = json.loads(path.read_text())
+    assert exported["version"] == 2
+    assert [item["parent"] for item in exported["items"]] == [None, 0, 0]
+
+    page.goto("/")
+    page.set_input_files("#import input[type=file]", str(path))
+    page.locator("#import button[type=submit]").click()
+    page.wait_for_url("**/sessions/*/")
+    imported_reply = page.locator(REPLY).first
+    expect(switcher(imported_reply).locator(".count")).to_have_text("1/2")  # the same branch
+    assert imported_reply.get_attribute("id") == reply_id
+    tree_url = page.url
+
+    # A version-1 file (no parents) imports as one line.
+    exported["version"] = 1
+    for item in exported["items"][:2]:
+        del item["parent"]
+    exported["items"] = exported["items"][:2]
+    del exported["session"]["head"]
+    for step in exported["steps"]:
+        for name in ("route", "lane", "stored"):
+            step.pop(name, None)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(exported))
+    page.goto("/")
+    page.set_input_files("#import input[type=file]", str(old))
+    page.locator("#import button[type=submit]").click()
+    page.wait_for_url("**/sessions/*/")
+    expect(page.locator(REPLY)).to_have_count(1)
+    expect(page.locator("#transcript .branches")).to_have_count(0)
+
+    # Fork the imported tree's reply: a new session, linked both ways.
+    page.goto(tree_url)
+    source = page.url
+    page.locator(REPLY).first.hover()
+    page.locator(REPLY).first.locator("button.fork").click()
+    page.wait_for_url(lambda url: url != source and "/sessions/" in url)
+    expect(page.locator("h1#session-title")).to_contain_text("Fork of")
+    expect(page.locator(".lineage")).to_contain_text("Forked from")
+    expect(page.locator(REPLY)).to_have_count(1)
+    context.close()

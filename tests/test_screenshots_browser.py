@@ -1,6 +1,7 @@
 """The pages as a user sees them, at 1280 and 390 px wide: the home page, a session mid-run, a
-finished tool run with its waterfall, a share viewer and the inspector. Each must fit its width
-(no horizontal scrolling). ``make screenshots`` (``SCREENSHOTS=update``) writes them to
+finished tool run with its waterfall, a share viewer and the inspector; then a session's branches
+with a message's editor open, and the compare page after a race (docs/branches.md). Each must fit
+its width (no horizontal scrolling). ``make screenshots`` (``SCREENSHOTS=update``) writes them to
 docs/img/, where the README and the docs show them; otherwise they go to a temporary folder."""
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ def folder(tmp_path: Path) -> Path:
     return DOCS_IMG if os.environ.get("SCREENSHOTS") == "update" else tmp_path
 
 
-def shoot(page: Page, folder: Path, name: str, width: int) -> None:
+def shoot(page: Page, folder: Path, name: str, width: int, full_page: bool = False) -> None:
     too_wide = overflow(page)
     assert too_wide == 0, f"{name} at {width} px is {too_wide} px too wide"
-    page.screenshot(path=folder / f"{name}-{width}.png")
+    page.screenshot(path=folder / f"{name}-{width}.png", full_page=full_page)
 
 
 @pytest.mark.timeout(180)
@@ -99,4 +100,90 @@ def test_every_page_fits_and_is_shot(
     expect(inspector.locator("#chain tr.link").first).to_be_visible()
     shoot(inspector, folder, "inspector", width)
     staff.close()
+    context.close()
+
+
+USER = "#transcript .item.message.user"
+REPLY = "#transcript .item.message.assistant"
+# The race's task, short: four research calls (the form's `prompt`; the default is twenty).
+RACE_PROMPT = "/research 4 tides"
+
+
+def idle(page: Page, replies: int) -> None:
+    expect(page.locator(f"{REPLY}.completed")).to_have_count(replies)
+    expect(page.locator("#transcript .item.live")).to_have_count(0)
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+
+
+@pytest.mark.timeout(180)
+def test_branches_and_a_race_are_shot(browser: Browser, live: LiveServer, folder: Path) -> None:
+    viewport: ViewportSize = {"width": 1280, "height": WIDTHS[1280]}
+    context = browser.new_context(base_url=live.base_url, viewport=viewport)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    page.goto("/")
+    page.click("#new-session")
+    page.wait_for_url("**/sessions/*/")
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+    page.fill("#id_title", "Tide tables")
+    page.locator("#settings button[type=submit]").click()
+    expect(page.locator("h1")).to_have_text("Tide tables")
+
+    # A reply regenerated (its switcher), a fork of it, then a second message edited.
+    page.fill("textarea[name=message]", "/chat 40 when is high water at Brest?")
+    page.keyboard.press("Enter")
+    idle(page, 1)
+    reply = page.locator(REPLY).first
+    reply.hover()
+    reply.locator("form.regenerate button").click()
+    expect(reply.locator(".who .branches .count")).to_have_text("2/2")
+    idle(page, 1)
+    source = page.url
+    reply.hover()
+    reply.locator("button.fork").click()
+    expect(page.locator("h1")).to_have_text("Fork of Tide tables")
+    page.goto(source)
+    expect(page.locator(".lineage")).to_contain_text("Forks: Fork of Tide tables")
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
+    page.fill("textarea[name=message]", "/chat 30 and at Saint-Malo?")
+    page.keyboard.press("Enter")
+    idle(page, 2)
+    message = page.locator(USER).last
+    message.hover()
+    message.locator("button.edit").click()
+    box = message.locator("form.edit-form textarea")
+    box.fill("/chat 30 and at Cherbourg?")
+    box.press("Enter")
+    expect(message.locator(".who .branches .count")).to_have_text("2/2")
+    idle(page, 2)
+    message.hover()
+    message.locator("button.edit").click()
+    box.fill("/chat 30 and at Cherbourg, in the spring tides?")
+    # From the top: the title, its lineage ("Forks: …"), both versions' switchers, the editor.
+    page.locator("#session-title").evaluate(
+        """title => { for (let box = title; box; box = box.parentElement) box.scrollTop = 0; }"""
+    )
+    expect(box).to_be_in_viewport()
+    shoot(page, folder, "branches", 1280)
+    message.get_by_role("button", name="Cancel").click()
+
+    # The race, on a short task (the form takes a prompt), started from the Experiments box.
+    page.locator("#race-link").evaluate(
+        """(button, prompt) => {
+            const field = Object.assign(document.createElement("input"),
+                {type: "hidden", name: "prompt", value: prompt});
+            button.form.append(field);
+        }""",
+        RACE_PROMPT,
+    )
+    page.click("#race-link")
+    page.wait_for_url("**/compare/*/?start=1")
+    expect(page.locator("#status")).to_have_attribute("data-busy", "true")
+    expect(page.locator("#status")).to_have_attribute("data-busy", "false", timeout=60_000)
+    expect(page.locator(".results-table tbody tr")).to_have_count(3)
+    expect(page.locator(".waterfall.shared")).to_be_visible()
+    shoot(page, folder, "compare", 1280, full_page=True)
+    page.set_viewport_size({"width": 390, "height": WIDTHS[390]})
+    page.locator(".results").scroll_into_view_if_needed()
+    shoot(page, folder, "compare", 390)
     context.close()
