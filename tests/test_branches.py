@@ -355,3 +355,28 @@ async def test_a_compare_socket_is_refused_for_a_stranger_and_for_another_sessio
     assert 'id="board"' in first  # its board, drawn by the socket
     assert 'id="column-2"' in first
     await tab.close()
+
+
+async def test_a_stopped_regenerate_keeps_its_partial_on_the_new_branch(
+    start_sim: Callable[..., SimServer], use_upstream: UseUpstream
+) -> None:
+    use_upstream(start_sim("--profile", "realistic", "--cost", "ttft_ms=0"))
+    browser = await new_browser()
+    session = await new_session(browser)
+    tab = await Tab(str(session.pk), browser).open()
+    await tab.turn("/chat 300 a reply long enough to stop", wait=60)  # ~3 s at 100 tokens/s
+    await tab.send_frame(json.dumps({"action": "regenerate", "target": 1}))
+    await tab.until(r"beforeend:#live-[^\"]+-text")  # the new reply streams
+    await tab.stop()
+    await tab.until(r'data-busy="false"')
+    await tab.until(r'(?s)id="transcript" hx-swap-oob="true"')  # redrawn with the new branch
+    await tab.close()
+    items = await branch_items(session)
+    assert [(i.position, i.role, i.status) for i in items] == [
+        (0, "user", "completed"),
+        (2, "assistant", "stopped"),
+    ]
+    assert (await Item.objects.aget(session=session, position=1)).status == "completed"
+    step = await last_step(session)
+    assert (step.status, step.route) == ("stopped", "lane")
+    assert items[1].step_id == step.pk  # the partial is its step's: on this branch's chart
