@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.fork import fork
 from bench.overhead import overhead_realistic, overhead_zero, ws_vs_http
+from bench.race import race
 from bench.results import Row, not_run, summary
 from bench.resume import resume
 from bench.scale import concurrency, connect_storm, connect_storm_busy
@@ -41,6 +43,8 @@ def scenarios() -> dict[str, Scenario]:
                  token_latency_two_processes),
         Scenario("token-burst", "one response at the simulator's full speed", token_burst),
         Scenario("ws-vs-http", "the run over WebSocket vs HTTP (store off and on)", ws_vs_http),
+        Scenario("race", "the compare page's race: the three transports at once", race),
+        Scenario("fork", "regenerate after the run vs a plain follow-up and a full create", fork),
         Scenario("concurrency", "1,000 paired sessions, 200 streaming at 30 tokens/s",
                  concurrency),
         Scenario("resume", "reconnects at random points of long replies, one and two processes",
