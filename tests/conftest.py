@@ -12,6 +12,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from agents.live.registry import RUNNERS
 from agents.live.runner import SessionRunner
+from agents.upstream.clients import close_clients
 from devtools.processes import child_env, manage, run
 from playground import quotas
 from simulator import Simulator, SimulatorConfig
@@ -121,3 +122,4 @@ async def runners() -> AsyncIterator[dict[str, SessionRunner]]:
     for runner in list(RUNNERS.values()):
         await runner.close()
     RUNNERS.clear()
+    await close_clients()

@@ -210,7 +210,7 @@ async def test_rotate_end_and_close_are_audited_and_done(
     await staff.post(action, {"action": "rotate"})
     runner = RUNNERS[sid]
     for _ in range(100):
-        if runner.websocket.sockets_opened == 2 and runner._warm_task is None:
+        if runner.websocket.sockets_opened == 2 and runner.prewarm.task is None:
             break
         await asyncio.sleep(0.05)
     assert runner.websocket.sockets_opened == 2

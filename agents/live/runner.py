@@ -27,7 +27,7 @@ from agents.live.inspection import PROCESS, FrameLog, frames_json, report_state,
 from agents.live.lease import keep_renewed, leases
 from agents.live.people import WaitingCalls
 from agents.live.turn import Fork, run_turn, switch_branch
-from agents.live.warmup import PREWARM_TIMEOUT, warm
+from agents.live.warmup import PREWARM_TIMEOUT, Prewarm
 from agents.run.events import Listener, Notice, Resync, RunEvent, StepDone, TurnEnded, TurnStarted
 from agents.run.stop import StopSignal
 from agents.run.writes import WriteBehind
@@ -66,8 +66,7 @@ class SessionRunner:
         self.calls = WaitingCalls(self.publish)
         self.turn_task: asyncio.Task[None] | None = None
         self.closed = False
-        self._warm_task: asyncio.Task[None] | None = None
-        self._warm_again = False
+        self.prewarm = Prewarm(self)
         self._idle_task: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
@@ -229,7 +228,7 @@ class SessionRunner:
         # starts the next runner, and the two never hold upstream sockets at the same time.
         async with local.claim_lock(self.session_id):
             self.forget(self)
-            for task in (self._warm_task, self.turn_task, self._heartbeat, self._idle_task):
+            for task in (self.prewarm.task, self.turn_task, self._heartbeat, self._idle_task):
                 if task is not None and task is not current:
                     task.cancel()
             await self.transports.close()
@@ -314,8 +313,8 @@ class SessionRunner:
         if not self.transports.on_socket:
             return "no_socket", "The session has no upstream socket to rotate."
         self.transports.rotate_due = True
-        if not self.busy and self._warm_task is None:
-            self._warm_task = asyncio.create_task(self._prewarm(rotate=True))
+        if not self.busy and self.prewarm.task is None:
+            self.prewarm.start(rotate=True)
         return None
 
     def _drop_upstream(self) -> Problem | None:
@@ -327,36 +326,7 @@ class SessionRunner:
         self.report()
         return None
 
-    # -- prewarm ---------------------------------------------------------------------------------
-
     def warm(self) -> None:
         """Warm the upstream for the session's current settings and tools, in the background
         (on the first tab, and when they change, so the next step is a delta)."""
-        if self._warm_task is not None:
-            self._warm_again = True  # the settings changed while warming: warm once more
-        elif not self.busy:
-            self._warm_task = asyncio.create_task(self._prewarm())
-
-    async def _prewarm(self, rotate: bool = False) -> None:
-        try:
-            # Queued behind connects and capped (agents/live/admission.py): a storm of tabs
-            # opening never waits on their prewarms.
-            async with admission.prewarm_slot() as admitted:
-                if not admitted:
-                    log.info("Prewarm of session %s skipped: too many waiting", self.session_id)
-                elif not self.busy and not self.closed:  # else a run opens the socket itself
-                    await self._warm_up(rotate)
-        finally:
-            self._warm_task = None
-            if self._warm_again:
-                self._warm_again = False
-                self.warm()
-
-    async def _warm_up(self, rotate: bool) -> None:
-        warmed = await warm(self.session_id, self.transports, self.writes(), rotate)
-        if warmed.rotated:
-            self.report()
-        if warmed.fall_back:
-            self.fall_back(warmed.fall_back)
-        if warmed.notice:
-            self.publish(Notice(warmed.notice))
+        self.prewarm.start()

@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
+from agents.live import admission
 from agents.models import Session
 from agents.run import transcript
+from agents.run.events import Notice, RunEvent
 from agents.run.writes import WriteBehind
 from agents.upstream.transports import Transports
 from agents.upstream.turn import UpstreamError, UpstreamRefused
@@ -73,3 +76,59 @@ async def warm_up(
         writes.submit(step.save)
         await writes.flush()
     return False
+
+
+class WarmHost(Protocol):
+    """What a prewarm needs of its runner (agents/live/runner.py)."""
+
+    session_id: str
+    transports: Transports
+    closed: bool
+
+    @property
+    def busy(self) -> bool: ...
+
+    def writes(self) -> WriteBehind: ...
+
+    def report(self) -> None: ...
+
+    def fall_back(self, reason: str) -> None: ...
+
+    def publish(self, event: RunEvent) -> None: ...
+
+
+class Prewarm:
+    """A runner's warm-ups, in the background: one at a time, once more when the settings
+    changed while one ran; queued behind connects and capped (agents/live/admission.py), so a
+    storm of tabs opening never waits on them."""
+
+    def __init__(self, host: WarmHost) -> None:
+        self.host = host
+        self.task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def start(self, rotate: bool = False) -> None:
+        if self.task is not None:
+            self._again = True  # the settings changed while warming: warm once more
+        elif not self.host.busy:
+            self.task = asyncio.create_task(self._run(rotate))
+
+    async def _run(self, rotate: bool) -> None:
+        host = self.host
+        try:
+            async with admission.prewarm_slot() as admitted:
+                if not admitted:
+                    log.info("Prewarm of session %s skipped: too many waiting", host.session_id)
+                elif not host.busy and not host.closed:  # else a run opens the socket itself
+                    warmed = await warm(host.session_id, host.transports, host.writes(), rotate)
+                    if warmed.rotated:
+                        host.report()
+                    if warmed.fall_back:
+                        host.fall_back(warmed.fall_back)
+                    if warmed.notice:
+                        host.publish(Notice(warmed.notice))
+        finally:
+            self.task = None
+            if self._again:
+                self._again = False
+                self.start()

@@ -24,3 +24,10 @@ def shared_client(base_url: str, api_key: str) -> AsyncOpenAI:
             base_url=base_url, api_key=api_key, max_retries=0
         )
     return client
+
+
+async def close_clients() -> None:
+    """Close the running loop's clients (their pooled keep-alive connections): a loop that
+    ends, as a test's does, would otherwise leave its sockets to the garbage collector."""
+    for client in _clients.pop(asyncio.get_running_loop(), {}).values():
+        await client.close()
