@@ -380,3 +380,22 @@ async def test_a_stopped_regenerate_keeps_its_partial_on_the_new_branch(
     step = await last_step(session)
     assert (step.status, step.route) == ("stopped", "lane")
     assert items[1].step_id == step.pk  # the partial is its step's: on this branch's chart
+
+
+async def test_run_5_times_gives_five_rounds_and_the_board_their_medians(
+    sim_server: SimServer, use_upstream: UseUpstream
+) -> None:
+    use_upstream(sim_server)
+    browser = await new_browser()
+    session = await new_session(browser)
+    compare = await sync_to_async(create_race)(session, [], None, "/chat 5 quick")
+    tab = Tab(str(session.pk), browser)
+    tab.path = f"/ws/sessions/{session.pk}/compare/{compare.pk}/"
+    await tab.open()
+    await command(tab, action="compare", target=compare.pk, rounds="5")
+    board = [frame for frame in tab.frames if 'id="board"' in frame][-1]  # the last redraw
+    assert "medians of 5 rounds" in board
+    await tab.close()
+    laps = [(lap.round, lap.status) async for lap in Lap.objects.filter(column__compare=compare)]
+    assert sorted(laps) == [(n, "completed") for n in range(1, 6) for _ in range(3)]
+    assert board.count('class="total"') == 3  # one row per column, of medians
