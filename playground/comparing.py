@@ -61,11 +61,12 @@ class ColumnForm(TextModelForm):
         field.choices = [(name, name) for name in tools]
         limit_length(self.fields["instructions"], "Instructions", settings.QUOTA_INSTRUCTIONS_CHARS)
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        if not cleaned.get("include"):
-            self.errors.clear()  # an unused column's fields are not checked
-        return cleaned
+    @property
+    def included(self) -> bool:
+        """Whether the user ticked this column (read before validating: an unused column's
+        fields are never checked)."""
+        widget = self.fields["include"].widget
+        return bool(widget.value_from_datadict(self.data, self.files, self.add_prefix("include")))
 
 
 def column_forms(session: Session, tools: list[Tool], data: Any = None) -> list[ColumnForm]:
@@ -90,11 +91,11 @@ def column_forms(session: Session, tools: list[Tool], data: Any = None) -> list[
 
 def chosen(forms_: list[ColumnForm]) -> tuple[list[ColumnForm], str]:
     """The included columns, or why the compare cannot be made."""
-    included = [f for f in forms_ if f.is_valid() and f.cleaned_data.get("include")]
-    if any(not f.is_valid() for f in forms_):
-        return [], "Some columns have errors: see below."
+    included = [form for form in forms_ if form.included]
     if not MIN_COLUMNS <= len(included) <= MAX_COLUMNS:
         return [], f"Choose {MIN_COLUMNS} to {MAX_COLUMNS} columns."
+    if not all(form.is_valid() for form in included):
+        return [], "Some columns have errors: see below."
     return included, ""
 
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.test.client import BOUNDARY, encode_multipart
 
 from agents.live.registry import RUNNERS
-from agents.models import Item, Lap, Session, Step, Tool
+from agents.models import Compare, Item, Lap, Session, Step, Tool
 from agents.run import tree
 from agents.upstream.delta import Chain
 from agents.upstream.websocket import UpstreamSession
@@ -399,3 +400,48 @@ async def test_run_5_times_gives_five_rounds_and_the_board_their_medians(
     laps = [(lap.round, lap.status) async for lap in Lap.objects.filter(column__compare=compare)]
     assert sorted(laps) == [(n, "completed") for n in range(1, 6) for _ in range(3)]
     assert board.count('class="total"') == 3  # one row per column, of medians
+
+
+async def test_a_hostile_compare_form_is_refused_with_its_reasons_and_creates_nothing() -> None:
+    browser = await new_browser()
+    session = await new_session(browser)
+    await Tool.objects.acreate(session=session, name="lookup", mock_output="x")
+    client = client_of(browser)
+    url = f"/sessions/{session.pk}/compare/"
+
+    def form(**fields: str) -> dict[str, str]:
+        base = {"prompt": "/chat 5 hi"}
+        for index in (0, 1):
+            base |= {f"c{index}-include": "on", f"c{index}-label": f"C{index}",
+                     f"c{index}-model": "sim", f"c{index}-transport": "websocket",
+                     f"c{index}-max_steps": "5"}  # fmt: skip
+        return base | fields
+
+    # A form may name its charset; UTF-7's decoder yields a lone surrogate ("+2AA-" is U+D800).
+    surrogate = await client.post(
+        url,
+        encode_multipart(BOUNDARY, form(prompt="bad +2AA- text")),
+        content_type=f'multipart/form-data; boundary={BOUNDARY}; charset="utf-7"',
+    )
+    assert surrogate.status_code == 422
+    assert "not valid Unicode" in surrogate.content.decode()
+    cases = [
+        (form(prompt="x" * 100_001), "100,000"),  # past the prompt's limit
+        (form(**{"c1-include": ""}), "Choose 2 to 4 columns"),  # one column only
+        (form(**{"c0-max_steps": "0"}), "greater than or equal to 1"),
+        (form(**{"c0-tools": "not_a_tool_here"}), "not one of the available choices"),
+        (form(**{"c0-transport": "carrier-pigeon"}), "not one of the available choices"),
+        (form(**{"c0-label": "{" * 10_000}), "at most 60 characters"),
+    ]
+    for fields, reason in cases:
+        answer = await client.post(url, fields)
+        assert answer.status_code == 422, reason
+        assert reason in answer.content.decode(), reason
+    assert await Compare.objects.acount() == 0
+    stranger = client_of(await new_browser())
+    assert (await stranger.post(url, form())).status_code == 404
+    assert (await stranger.get(f"{url}1/")).status_code == 404
+    # A good one is made; an unticked column's fields are not checked (its label cleared).
+    answer = await client.post(url, form(**{"c2-label": "", "c2-max_steps": "0"}))
+    assert answer.status_code == 302
+    assert await Compare.objects.acount() == 1
