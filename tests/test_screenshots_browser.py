@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
-from tests.chromium import overflow
+from tests.chromium import new_session_page, overflow
 from tests.liveserver import LiveServer
 
 PASSWORD = "screenshots-staff-password"
@@ -118,13 +118,9 @@ def idle(page: Page, replies: int) -> None:
 @pytest.mark.timeout(180)
 def test_branches_and_a_race_are_shot(browser: Browser, live: LiveServer, folder: Path) -> None:
     viewport: ViewportSize = {"width": 1280, "height": WIDTHS[1280]}
-    context = browser.new_context(base_url=live.base_url, viewport=viewport)
+    page = new_session_page(browser, live, viewport)
+    context = page.context
     context.set_default_timeout(30_000)
-    page = context.new_page()
-    page.goto("/")
-    page.click("#new-session")
-    page.wait_for_url("**/sessions/*/")
-    expect(page.locator("#status")).to_have_attribute("data-busy", "false")
     page.fill("#id_title", "Tide tables")
     page.locator("#settings button[type=submit]").click()
     expect(page.locator("h1")).to_have_text("Tide tables")
