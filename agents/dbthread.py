@@ -14,12 +14,14 @@ one caller alone pays one trip, as before, and a crowd shares them.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 
 Work = tuple[Callable[[], Any], "asyncio.Future[Any]"]
 Outcome = tuple[bool, Any]  # (True, result) or (False, the exception it raised)
@@ -62,7 +64,23 @@ class Trips:
             self.running = False
 
 
+CHECK_EVERY = 1.0  # seconds between checks of the thread's connection
+_checked = -CHECK_EVERY
+
+
+def _check_connection() -> None:
+    """The thread's connection persists (``CONN_MAX_AGE``): drop it if it broke or aged out, at
+    a trip's start, where Channels would make a trip of its own before every socket message.
+    At most once a second: on PostgreSQL the check is a query (``CONN_HEALTH_CHECKS``)."""
+    global _checked
+    now = time.monotonic()
+    if now - _checked >= CHECK_EVERY:
+        _checked = now
+        close_old_connections()
+
+
 def _run_all(batch: list[Callable[[], Any]]) -> list[Outcome]:
+    _check_connection()
     outcomes: list[Outcome] = []
     for work in batch:
         try:

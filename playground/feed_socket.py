@@ -13,7 +13,6 @@ from contextlib import suppress
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.db import aclose_old_connections
 from channels.generic.websocket import AsyncWebsocketConsumer
 from redis.exceptions import RedisError
 
@@ -48,7 +47,7 @@ class FeedConsumer(AsyncWebsocketConsumer):
         self.session_id = session_id
         render_event = render.viewer_event_html if self.read_only else render.event_html
         subscription = self.subscription = Subscription(session_id, self)
-        self.outbox = Outbox(self.send, lambda: subscription.resync("slow"), render_event)
+        self.outbox = Outbox(self.send_text, lambda: subscription.resync("slow"), render_event)
         await subscription.sync()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -67,17 +66,18 @@ class FeedConsumer(AsyncWebsocketConsumer):
             await self._leave()
 
     async def dispatch(self, message: Any) -> None:
-        """Channels' own, but with its trip to the database thread (which closes that thread's
-        connection, stale or not: ``CONN_MAX_AGE`` is 0) only before a frame from the browser,
-        which may start database work (a command, a viewer's open). A connect's queries, and
-        channel-layer messages, keep the thread's connection: under a storm of connects, opening
-        and closing an SQLite connection for each socket cost more than its queries."""
+        """Channels' own, without its trip to the database thread before every message (to
+        close that thread's stale connection): a tab acknowledges every frame it applies, and
+        the trips cost more than the stream. The database thread checks its connection at the
+        start of each of its own trips instead (agents/dbthread.py)."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        if message["type"] == "websocket.receive":
-            await aclose_old_connections()
         await handler(message)
+
+    async def send_text(self, text: str) -> None:
+        """``send(text_data=...)``, straight to the server: one call per frame, not three."""
+        await self.base_send({"type": "websocket.send", "text": text})  # type: ignore[arg-type]
 
     async def disconnect(self, code: int) -> None:
         await self._leave()

@@ -21,7 +21,7 @@ from playground.protocol import ACK_WINDOW
 
 log = logging.getLogger(__name__)
 
-Send = Callable[..., Awaitable[None]]
+Send = Callable[[str], Awaitable[None]]  # one text frame
 LIMIT = 512  # fragments waiting
 LIMIT_BYTES = 2 * 1024 * 1024
 
@@ -101,7 +101,7 @@ class Outbox:
                 for key, parts in batch
             )
             try:
-                await self._send(text_data=html)
+                await self._send(html)
             except Exception:  # the socket went away; disconnect() closes the outbox
                 log.debug("Dropped a fragment for a closed socket", exc_info=True)
                 return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from functools import cache
+from html import escape as quote
 from typing import Any
 
 from django.db.models import Q
@@ -187,8 +188,9 @@ def append(html: str, column: int | None = None) -> str:
 
 
 def text_delta(key: str, text: str) -> str:
+    # ``html.escape``, as Django's ``escape`` is, without its lazy-string wrapper: per frame.
     text = text if valid_text(text) else scrub(text)
-    return f'<template hx-swap-oob="beforeend:#live-{escape(key)}-text">{escape(text)}</template>'
+    return f'<template hx-swap-oob="beforeend:#live-{quote(key)}-text">{quote(text)}</template>'
 
 
 def notice(message: str, level: str = "info", code: str = "") -> str:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from channels.auth import AuthMiddleware, UserLazyObject
-from channels.sessions import CookieMiddleware, SessionMiddleware
+from channels.sessions import CookieMiddleware, InstanceSessionWrapper, SessionMiddleware
 from django.contrib import auth
 from django.utils.functional import empty
 
@@ -28,8 +28,19 @@ class DeferredAuthMiddleware(AuthMiddleware):
         return None
 
 
+class SocketSessionMiddleware(SessionMiddleware):
+    """Channels' ``SessionMiddleware`` without its wrapper around every ``send``: the wrapper
+    saves a modified session on an HTTP response's start, which a WebSocket never sends, and
+    it looked at the session before each frame of every stream."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        wrapper = InstanceSessionWrapper(scope, send)
+        await wrapper.resolve_session()
+        return await self.inner(wrapper.scope, receive, send)  # type: ignore[call-arg,misc]
+
+
 def DeferredAuthMiddlewareStack(inner: Any) -> Any:
-    return CookieMiddleware(SessionMiddleware(DeferredAuthMiddleware(inner)))
+    return CookieMiddleware(SocketSessionMiddleware(DeferredAuthMiddleware(inner)))
 
 
 def resolve_user(scope: Any) -> Any:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from agents.live.runner import SessionRunner
+from agents.upstream import websocket
 from agents.upstream.delta import Chain, fingerprint, plan
+from agents.upstream.turn import UpstreamError
 from agents.upstream.websocket import UpstreamSession
 from tests.simserver import API_KEY, SimServer
 from tests.tabs import Tab, new_browser, new_session
@@ -153,3 +157,52 @@ async def test_the_upstream_outlives_the_last_tab_by_the_idle_grace(
         "delta",
         "delta",
     ]
+
+
+async def test_an_upstream_silent_mid_response_is_an_error_after_the_event_timeout(
+    start_sim: Callable[..., SimServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One watchdog per response, not a timer per event: a stream that goes quiet fails once
+    nothing came for ``EVENT_TIMEOUT``, and its socket is dropped; a slow one does not."""
+    monkeypatch.setattr(websocket, "EVENT_TIMEOUT", 0.5)
+    server = start_sim()
+    upstream = UpstreamSession(server.base_url, server.api_key)
+    manager = upstream.client.responses.connect(
+        extra_query={"sim_faults": "stall_after_events=3"},
+        websocket_connection_options={"compression": None},
+    )
+    upstream.socket = websocket.UpstreamSocket(await manager.enter())
+    try:
+        started, seen = time.monotonic(), 0
+
+        async def stream() -> None:
+            nonlocal seen
+            async with upstream.turn(FIELDS, [user("/chat 50 hi")]) as turn:
+                async for _ in turn:
+                    seen += 1
+
+        with pytest.raises(UpstreamError, match="sent nothing for"):
+            await stream()
+        waited = time.monotonic() - started
+        assert seen == 3
+        assert 0.5 <= waited < 2.0
+        assert not upstream.connected
+    finally:
+        await upstream.close()
+
+
+async def test_the_watchdog_waits_while_events_keep_coming_and_fires_once_they_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(websocket, "EVENT_TIMEOUT", 0.2)
+    loop = asyncio.get_running_loop()
+    aborted = asyncio.Event()
+    watchdog = websocket.Watchdog(loop, aborted.set)
+    for _ in range(6):  # 0.6 s of events 0.1 s apart: three timeouts' worth, never one gap
+        await asyncio.sleep(0.1)
+        watchdog.last = loop.time()
+    assert not aborted.is_set()
+    quiet = loop.time()
+    await asyncio.wait_for(aborted.wait(), 1)
+    assert watchdog.fired
+    assert 0.2 <= loop.time() - quiet < 0.45

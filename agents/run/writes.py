@@ -13,9 +13,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from asgiref.sync import sync_to_async
 from django.db import transaction
 
+from agents import dbthread
 from agents.models import Session
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class WriteBehind:
                 writes = [write for write, _ in batch if write is not None]
                 try:
                     if writes:
-                        await sync_to_async(self._commit)(writes)
+                        await dbthread.call(self._commit, writes)  # with other callers' work
                 except Exception as exc:
                     if not isinstance(exc, Fenced):
                         log.exception("A write-behind batch failed")

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from agents.scalar_text import may_hold_surrogates, scrub
 from agents.upstream.delta import Chain, Item, Stored, fingerprint, route
 
@@ -59,6 +61,22 @@ class ChainHolder(Protocol):
     chains: dict[str | None, Chain]
     requests: int
     rotated_in: bool  # a rotation opened it and no step has run on it yet (only its warm-up)
+
+
+def parse(raw: bytes | str) -> Any:
+    """One event frame; None if it is not JSON. orjson first (a fifth of the stdlib's time per
+    event); what it refuses and the stdlib accepts (lone surrogates, NaN) goes to the stdlib, so
+    such frames mean what they always did."""
+    try:
+        return orjson.loads(raw)  # refuses lone surrogates: what it parses holds none
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        event = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    # A lone surrogate cannot be saved, shown or sent on: it becomes U+FFFD.
+    return scrub(event) if may_hold_surrogates(raw) else event
 
 
 @dataclass
@@ -113,15 +131,11 @@ class UpstreamTurn:
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         async for raw in self.frames():
-            try:
-                event = json.loads(raw)
-            except (ValueError, RecursionError):
+            event = parse(raw)
+            if event is None:
                 continue  # a garbage frame is skipped, as Codex does
             if not isinstance(event, dict):
                 continue
-            if may_hold_surrogates(raw):
-                # A lone surrogate cannot be saved, shown or sent on: it becomes U+FFFD.
-                event = scrub(event)
             if self.recorder is not None:
                 self.recorder.record("in", event.get("type", ""), event.get("sequence_number"), raw)
             self._observe(event)

@@ -12,6 +12,9 @@ from asgiref.sync import sync_to_async
 
 from agents import dbthread
 
+# Each trip may check the thread's database connection (CONN_MAX_AGE, health checks).
+pytestmark = pytest.mark.django_db
+
 
 def double(value: int) -> int:
     return value * 2
