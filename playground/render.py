@@ -34,7 +34,7 @@ from agents.run.events import (
     TurnStarted,
 )
 from agents.scalar_text import scrub, valid_text
-from playground import sidebar
+from playground import fragments, sidebar
 from playground import waterfall as waterfalls
 from playground.markdown import render_markdown
 
@@ -212,7 +212,7 @@ def event_html(event: RunEvent, read_only: bool = False) -> str:
             item = partial("item", read_only=read_only, **row)
             return append(item) + status(True, read_only) + composer
         case ItemStarted(key, kind, label, column):
-            return append(partial("live", key=key, kind=kind, label=label), column)
+            return append(fragments.live_item(key, kind, label), column)
         case TextDelta(key, text):
             return text_delta(key, text)
         case ItemDone(key, item):
@@ -226,9 +226,9 @@ def event_html(event: RunEvent, read_only: bool = False) -> str:
         case CallResolved(call_id):
             return f'<div id="call-{escape(call_id)}" hx-swap-oob="delete"></div>'
         case StepDone(step, column):
-            return append(partial("step", row={"step": step}), column)
+            return append(fragments.step_line(step), column)
         case StepUpdated(step):
-            return partial("step", row={"step": step}, oob=True)
+            return fragments.step_line(step, oob=True)
         case TurnEnded(state, message, steps):
             level = "info" if state == "completed" else "error"
             # The run's chart on the session's scale, and the earlier ones again if it is the

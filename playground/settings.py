@@ -78,11 +78,11 @@ TEMPLATES = [
 # PostgreSQL in production (DATABASE_URL=postgres://...); SQLite in the checkout otherwise.
 # Persistent connections: the ORM runs on one database thread (agents/dbthread.py), whose
 # connection is checked at the start of each trip (closed if broken or older than
-# DB_CONN_MAX_AGE seconds) rather than opened and closed around every browser frame.
+# DB_CONNECTION_LIFETIME seconds) rather than opened and closed around every browser frame.
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 600),
+        conn_max_age=env_int("DB_CONNECTION_LIFETIME", 600),
         conn_health_checks=True,
     )
 }

@@ -33,12 +33,61 @@ def _strip(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Chain:
-    """The upstream's cached state after a completed response on this socket."""
+    """The upstream's cached state after a completed response on this socket.
+
+    It also keeps the objects it was computed from: a step's context holds the same item
+    objects as the step before (the loop appends, never edits, an item), so an item that *is*
+    the chain's needs no fingerprint. Only new items are fingerprinted: no step pays for the
+    whole context again.
+    """
 
     fields: str  # fingerprint of the request's non-input fields
     context: tuple[str, ...]  # fingerprints of input + output items
     response_id: str
     open_calls: frozenset[str]  # call_ids of function calls the next delta must answer
+    items: tuple[Item, ...] = ()  # the items themselves (empty: compare by fingerprint only)
+    fields_object: dict[str, Any] | None = None
+
+    def same_fields(self, fields: dict[str, Any]) -> bool:
+        return fields is self.fields_object or self.fields == fingerprint(fields)
+
+    def extended_by(self, context: Sequence[Item]) -> bool:
+        """Whether ``context`` starts with this chain's items."""
+        size = len(self.context)
+        if len(context) < size:
+            return False
+        known = self.items if len(self.items) == size else (None,) * size
+        return all(
+            item is mine or fingerprint(item) == printed
+            for item, mine, printed in zip(context, known, self.context, strict=False)
+        )
+
+    def then(
+        self,
+        fields: dict[str, Any],
+        context: Sequence[Item],
+        response_id: str,
+        calls: frozenset[str],
+    ) -> Chain:
+        """The chain after a response to ``context`` (which extends this one) with ``fields``."""
+        size = len(self.context)
+        added = tuple(fingerprint(item) for item in context[size:])
+        return Chain(
+            self.fields if self.same_fields(fields) else fingerprint(fields),
+            self.context + added,
+            response_id,
+            calls,
+            tuple(context),
+            fields,
+        )
+
+
+def new_chain(
+    fields: dict[str, Any], context: Sequence[Item], response_id: str, calls: frozenset[str]
+) -> Chain:
+    """The chain after a response to the full ``context``."""
+    prints = tuple(fingerprint(item) for item in context)
+    return Chain(fingerprint(fields), prints, response_id, calls, tuple(context), fields)
 
 
 @dataclass(frozen=True)
@@ -61,19 +110,17 @@ class Plan:
     input: list[Item]
     previous_response_id: str | None
     route: str = ""  # one of ROUTES
+    extends: Chain | None = None  # the chain a delta continues
 
 
 def plan(chain: Chain | None, fields: dict[str, Any], context: Sequence[Item]) -> Plan:
     """Delta only when the socket's last response completed with equal fields and the new
     context extends it; otherwise the full context."""
-    if chain is not None and chain.fields == fingerprint(fields):
-        size = len(chain.context)
-        prefix = tuple(fingerprint(item) for item in context[:size])
-        if len(context) >= size and prefix == chain.context:
-            delta = list(context[size:])
-            answered = {i.get("call_id") for i in delta if i.get("type") == "function_call_output"}
-            if chain.open_calls <= answered:
-                return Plan("delta", delta, chain.response_id)
+    if chain is not None and chain.same_fields(fields) and chain.extended_by(context):
+        delta = list(context[len(chain.context) :])
+        answered = {i.get("call_id") for i in delta if i.get("type") == "function_call_output"}
+        if chain.open_calls <= answered:
+            return Plan("delta", delta, chain.response_id, extends=chain)
     return Plan("create", list(context), None)
 
 
@@ -92,12 +139,12 @@ def route(
     if own is not None:
         chosen = plan(own, fields, context)
         if chosen.mode == "delta":
-            return Plan("delta", chosen.input, chosen.previous_response_id, "delta")
+            return Plan("delta", chosen.input, chosen.previous_response_id, "delta", own)
     forks = [plan(chain, fields, context) for name, chain in chains.items() if name != lane]
     forks = [chosen for chosen in forks if chosen.mode == "delta"]
     if forks:
         best = min(forks, key=lambda chosen: len(chosen.input))
-        return Plan("delta", best.input, best.previous_response_id, "lane")
+        return Plan("delta", best.input, best.previous_response_id, "lane", best.extends)
     if stored is not None and fields.get("store") and 0 < stored.items <= len(context):
         return Plan("delta", list(context[stored.items :]), stored.response_id, "stored")
     return Plan("create", list(context), None, "full")

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import orjson
 
 from agents.scalar_text import may_hold_surrogates, scrub
-from agents.upstream.delta import Chain, Item, Stored, fingerprint, route
+from agents.upstream.delta import Chain, Item, Stored, new_chain, route
 
 Event = dict[str, Any]
 
@@ -94,12 +94,14 @@ class UpstreamTurn:
     lane: str | None = None  # the upstream lane (``stream_id``) of the branch being run
     stored: Stored | None = None  # a stored response of that branch, if any
     _sent_at: float = 0.0
+    _extends: Chain | None = None  # the chain this response's request continued
 
     def request(self, generate: bool, *, chain: bool = True) -> dict[str, Any]:
         """The create body by the cheapest route (agents/upstream/delta.py). The lane's chain
         is unknown until this response completes."""
         chains = self.holder.chains if chain else {}
         chosen = route(chains, self.lane, self.fields, self.context, self.stored)
+        self._extends = chosen.extends
         body: dict[str, Any] = {**self.fields, "input": chosen.input}
         if chosen.previous_response_id:
             body["previous_response_id"] = chosen.previous_response_id
@@ -173,12 +175,12 @@ class UpstreamTurn:
         if response.get("status") == "completed":
             # Output items come from output_item.done, not the terminal payload (item 9).
             items = [*self.context, *self.output]
-            calls = {i["call_id"] for i in self.output if i.get("type") == "function_call"}
-            self.holder.chains[self.lane] = Chain(
-                fingerprint(self.fields),
-                tuple(fingerprint(i) for i in items),
-                str(response["id"]),
-                frozenset(calls),
+            calls = frozenset(i["call_id"] for i in self.output if i.get("type") == "function_call")
+            response_id = str(response["id"])
+            self.holder.chains[self.lane] = (
+                self._extends.then(self.fields, items, response_id, calls)
+                if self._extends is not None
+                else new_chain(self.fields, items, response_id, calls)
             )
 
     @property

@@ -3,13 +3,15 @@ text deltas coalesced while the window is full, and a resync past its limits."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from agents.run.events import Notice, RunEvent, TextDelta
 from playground import render
-from playground.outbox import LIMIT, LIMIT_BYTES, Outbox
+from playground.outbox import BUSY_LAG, FRAME_INTERVAL, LIMIT, LIMIT_BYTES, Outbox
 from playground.protocol import ACK_WINDOW
 from tests.unit.helpers import settle
 
@@ -85,6 +87,37 @@ async def test_an_idle_socket_sends_each_fragment_at_once(box: Outbox, socket: S
     box.put_event(Notice("hello"))
     await settle()
     assert socket.frames == ["s", "<p>1</p>", "<notice>hello</notice>"]
+
+
+async def test_a_busy_process_sends_a_socket_one_frame_per_interval_merging_meanwhile(
+    box: Outbox, socket: Socket
+) -> None:
+    """Busy: the outbox's wake-up ran more than BUSY_LAG late. A socket that sent a frame less
+    than FRAME_INTERVAL ago then waits out the interval, and the deltas merge."""
+    box.release("s")
+    await settle()
+    box.put_event(TextDelta("m", "a"))
+    await settle()
+    box.put_event(TextDelta("m", "b"))
+    time.sleep(BUSY_LAG * 2)  # noqa: ASYNC251  (the point: the event loop is busy, the wake-up late)
+    await settle()
+    box.put_event(TextDelta("m", "c"))
+    await settle()
+    assert socket.frames == ["s", render.text_delta("m", "a")]  # b and c wait
+    await asyncio.sleep(FRAME_INTERVAL)
+    await settle()
+    assert socket.frames == ["s", render.text_delta("m", "a"), render.text_delta("m", "bc")]
+
+
+async def test_a_quiet_process_sends_a_fast_stream_frame_by_frame(
+    box: Outbox, socket: Socket
+) -> None:
+    box.release("s")
+    await settle()
+    for text in "abc":
+        box.put_event(TextDelta("m", text))
+        await settle()
+    assert socket.frames == ["s", *(render.text_delta("m", text) for text in "abc")]
 
 
 async def test_a_full_window_waits_for_an_ack_and_deltas_merge_meanwhile(
