@@ -96,6 +96,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # With REDIS_URL: the channels-redis layer and the Redis context store. Without: both in memory,
 # which only works for one process (system check playground.W001 says so when DEBUG is off).
 REDIS_URL = env_str("REDIS_URL", "")
+# Connections to Redis a process may open, in each of its two pools (the channel layer's, and
+# the context store's: leases, feed logs); redis-py's default of 100 runs out under load.
+REDIS_MAX_CONNECTIONS = 10_000
 # Options of every connection to Redis (the channel layer's and the context store's).
 REDIS_OPTIONS: dict[str, Any] = {
     # redis-py 8 times a read out after 5 s by default, which kills consumers idling in the
@@ -114,7 +117,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": 10_000, **REDIS_OPTIONS}],
+                "hosts": [
+                    {"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS, **REDIS_OPTIONS}
+                ],
                 "capacity": 1_000,
             },
         }

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 
+from agents.live import store
 from tests.liveserver import Browser, LiveServer, create_session, session_id
 from tests.services import REDIS_URL, require_redis
 
@@ -72,3 +75,21 @@ def test_http_flow_on_the_redis_layer(redis_server: LiveServer) -> None:
     status, _, home = browser.get("/")
     assert status == 200
     assert f'href="/sessions/{session_id(url)}/"' in home, "the new session is not listed"
+
+
+async def test_the_store_client_holds_hundreds_of_connections_at_once(
+    settings: Any,
+) -> None:
+    """A process renews the leases and relays the feeds of hundreds of running sessions at once
+    on the store's client: redis-py's default pool (100) raised "Too many connections", which
+    closed their tabs (4013) and failed their runs."""
+    require_redis()
+    settings.REDIS_URL = REDIS_URL
+    client = store.redis_client()
+    key = f"playground:test:pool:{secrets.token_hex(4)}"
+    try:
+        waits = [client.blpop([key], timeout=0.5) for _ in range(250)]  # each holds a connection
+        assert await asyncio.gather(*waits) == [None] * 250
+    finally:
+        await client.aclose()
+        store._clients.pop(asyncio.get_running_loop(), None)

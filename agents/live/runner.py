@@ -298,6 +298,11 @@ class SessionRunner:
 
     async def _until_done(self, work: Coroutine[Any, Any, None]) -> None:
         try:
+            try:
+                await self.prewarm.settled()
+            except asyncio.CancelledError:
+                work.close()  # closed before it began: it has nothing to end
+                raise
             await work
         finally:
             self.turn_task = None

@@ -78,8 +78,14 @@ def redis_client() -> redis.Redis:
     if client is None:
         # The channel layer's options: idle connections survive, a Redis restart is retried.
         options: dict[str, Any] = settings.REDIS_OPTIONS
+        # redis-py's pool allows 100 connections, and then raises "Too many connections": a
+        # process with hundreds of running sessions renews their leases and relays their
+        # feeds at once. As many as the channel layer's.
         client = _clients[loop] = redis.Redis.from_url(
-            settings.REDIS_URL, decode_responses=True, **options
+            settings.REDIS_URL,
+            decode_responses=True,
+            max_connections=settings.REDIS_MAX_CONNECTIONS,
+            **options,
         )
     return client
 

@@ -11,6 +11,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Protocol
 
+from agents import dbthread
 from agents.live.feed import Feed
 from agents.live.people import WaitingCalls
 from agents.live.store import context_store
@@ -68,9 +69,10 @@ async def run_turn(host: TurnHost, text: str, fork: Fork | None = None) -> None:
     writes = host.writes()
     base = host.feed.head.base
     try:
-        session = await Session.objects.aget(pk=sid)
+        opening = await dbthread.call(_open, sid, fork is None)
+        session = opening.session
         host.transports.choose(http=session.transport == "http")
-        start = await _start(host, writes, session, text, fork)
+        start = await _start(host, writes, opening, text, fork)
         if start is None:
             return
         await writes.flush()  # the message is durable before anything goes upstream
@@ -119,17 +121,40 @@ async def run_turn(host: TurnHost, text: str, fork: Fork | None = None) -> None:
             host.publish(Rebranched())  # the new reply shows its switcher once it exists
 
 
+@dataclass(frozen=True)
+class Opening:
+    """What a run starts from, read in one trip to the database thread (a run's first token
+    waits for it): the session, its branch, the next free position, and the error outputs the
+    branch's unanswered calls need (none looked for on a fork)."""
+
+    session: Session
+    branch: tree.Branch
+    position: int
+    repairs: list[Item]
+
+
+def _open(session_id: str, repair: bool) -> Opening:
+    session = Session.objects.get(pk=session_id)
+    branch = transcript.branch_now(session)
+    position = transcript.next_position_now(session.pk)
+    repairs = (
+        transcript.unanswered_calls_now(session, position, branch.tip, branch.path)
+        if repair
+        else []
+    )
+    return Opening(session, branch, position, repairs)
+
+
 async def _start(
-    host: TurnHost, writes: WriteBehind, session: Session, text: str, fork: Fork | None
+    host: TurnHost, writes: WriteBehind, opening: Opening, text: str, fork: Fork | None
 ) -> Start | None:
     """Queue the run's first records: the user's message (a new one, or the one a regenerate
     answers again) and, for a fork, the session's new head. None when the fork is refused."""
-    branch = await transcript.branch(session)
-    position = await transcript.next_position(session.pk)
+    session, branch, position = opening.session, opening.branch, opening.position
     if fork is None:
         # Calls a failed run left unanswered get an error output first (issue 11, item 4).
         before = branch.path
-        for repair in await transcript.answer_unanswered_calls(session, position, branch.tip):
+        for repair in opening.repairs:
             writes.submit(repair.save)
             host.publish(ItemAdded(repair))
             before, position = (*before, repair.position), position + 1

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from agents import dbthread
 from agents.live import admission
 from agents.models import Session
 from agents.run import transcript
 from agents.run.events import Notice, RunEvent
 from agents.run.writes import WriteBehind
+from agents.upstream.delta import Stored
 from agents.upstream.transports import Transports
 from agents.upstream.turn import UpstreamError, UpstreamRefused
 from agents.upstream.websocket import NO_WEBSOCKET
@@ -56,19 +59,16 @@ async def warm_up(
 ) -> bool:
     """Warm the socket for the session's settings, tools and transcript (or rotate it); True
     if a rotation replaced the socket. Raises what the upstream raised, or TimeoutError."""
-    session = await Session.objects.aget(pk=session_id)
-    if session.transport == "http" or transports.fell_back:
+    found = await dbthread.call(_inputs, session_id)
+    if found is None or transports.fell_back:
         return False
-    tools = [tool async for tool in session.tools.all()]
-    fields = session.request_fields(tools)
-    branch = await transcript.branch(session)
+    session, fields, items, stored = found
     # Its own lane: the next run forks from it (a cache hit) and leaves it for a regenerate.
-    items, lane = await transcript.context(session, branch.path), WARM_LANE
+    lane = WARM_LANE
     if rotate:
         return await asyncio.wait_for(
             transports.rotate_if_due(fields, items, session_id, lane), PREWARM_TIMEOUT
         )
-    stored = await transcript.stored_parent(session, branch.path)
     prewarm = transports.websocket.prewarm(fields, items, lane, stored)
     turn = await asyncio.wait_for(prewarm, PREWARM_TIMEOUT)
     if turn is not None and turn.response_id:
@@ -76,6 +76,20 @@ async def warm_up(
         writes.submit(step.save)
         await writes.flush()
     return False
+
+
+def _inputs(
+    session_id: str,
+) -> tuple[Session, dict[str, Any], list[transcript.ItemData], Stored | None] | None:
+    """What a warm-up sends, read in one trip to the database thread: the session, its request
+    fields, its branch's context and stored parent; None for a session on HTTP."""
+    session = Session.objects.get(pk=session_id)
+    if session.transport == "http":
+        return None
+    fields = session.request_fields(list(session.tools.all()))
+    path = transcript.branch_now(session).path
+    items = transcript.context_now(session, path)
+    return session, fields, items, transcript.stored_parent_now(session, path)
 
 
 class WarmHost(Protocol):
@@ -106,6 +120,15 @@ class Prewarm:
         self.host = host
         self.task: asyncio.Task[None] | None = None
         self._again = False
+        self._warming = False  # admitted and talking to the upstream
+
+    async def settled(self) -> None:
+        """Until a warm-up already talking to the upstream is done (a run starting meanwhile
+        then chains from it: a delta, not a second full context on the same socket). One still
+        waiting for its turn is skipped instead, once the run has started."""
+        if self.task is not None and self._warming:
+            with suppress(Exception):
+                await asyncio.shield(self.task)
 
     def start(self, rotate: bool = False) -> None:
         if self.task is not None:
@@ -120,6 +143,7 @@ class Prewarm:
                 if not admitted:
                     log.info("Prewarm of session %s skipped: too many waiting", host.session_id)
                 elif not host.busy and not host.closed:  # else a run opens the socket itself
+                    self._warming = True
                     warmed = await warm(host.session_id, host.transports, host.writes(), rotate)
                     if warmed.rotated:
                         host.report()
@@ -128,7 +152,7 @@ class Prewarm:
                     if warmed.notice:
                         host.publish(Notice(warmed.notice))
         finally:
-            self.task = None
+            self.task, self._warming = None, False
             if self._again:
                 self._again = False
                 self.start()

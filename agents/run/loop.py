@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
+from agents import dbthread
 from agents.models import Item, Session, Step, Tool
 from agents.run import transcript
 from agents.run.events import ItemAdded, ItemDone, ItemStarted, StepDone, StepUpdated, TextDelta
@@ -90,13 +91,18 @@ class AgentLoop:
         self.writes = writes
         self.sid = str(session.pk)
 
-    async def run(self) -> tuple[str, str]:
+    def _load(self) -> None:
+        """The run's tools, context and stored parent: on the database thread, in one trip
+        (each async ORM call is a trip of its own, and a run's first token waits for them)."""
         tools = Tool.objects.filter(session=self.session)
         if self.tool_names is not None:
             tools = tools.filter(name__in=self.tool_names)
-        self.tools = {tool.name: tool async for tool in tools}
-        self.context = await transcript.context(self.session, self.path)
-        self.stored = await transcript.stored_parent(self.session, self.path)
+        self.tools = {tool.name: tool for tool in tools}
+        self.context = transcript.context_now(self.session, self.path)
+        self.stored = transcript.stored_parent_now(self.session, self.path)
+
+    async def run(self) -> tuple[str, str]:
+        await dbthread.call(self._load)
         fields = self.session.request_fields(list(self.tools.values()))
         for _ in range(self.session.max_steps):
             outcome = await self.step(fields)

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import Max
 
+from agents import dbthread
 from agents.models import Item, Session, Step
 from agents.run import tree
 from agents.upstream.delta import Stored
@@ -27,34 +28,38 @@ def branch_now(session: Session) -> tree.Branch:
 
 
 async def branch(session: Session) -> tree.Branch:
-    links = Item.objects.filter(session=session).values_list("position", "parent")
-    return tree.branch([link async for link in links], session.head)
+    return await dbthread.call(branch_now, session)
+
+
+def context_now(session: Session, path: tuple[int, ...] | None = None) -> list[ItemData]:
+    """The items the upstream must see on the session's branch (or ``path``), in order: the
+    branch minus unusable partials (synchronous: on the database thread)."""
+    if path is None:
+        path = branch_now(session).path
+    rows = Item.objects.filter(session=session, in_context=True, position__in=path)
+    return [row.data for row in rows.order_by("position").only("data")]
 
 
 async def context(session: Session, path: tuple[int, ...] | None = None) -> list[ItemData]:
-    """The items the upstream must see on the session's branch (or ``path``), in order: the
-    branch minus unusable partials."""
-    if path is None:
-        path = (await branch(session)).path
-    rows = Item.objects.filter(session=session, in_context=True, position__in=path)
-    return [row.data async for row in rows.order_by("position").only("data")]
+    return await dbthread.call(context_now, session, path)
 
 
-async def answer_unanswered_calls(session: Session, position: int, tip: int | None) -> list[Item]:
+def unanswered_calls_now(
+    session: Session, position: int, tip: int | None, path: tuple[int, ...]
+) -> list[Item]:
     """An error output, from ``position`` on and not saved yet, for each call on the branch
-    ending at ``tip`` that has none; each follows the one before it.
+    (``path``, ending at ``tip``) that has none; each follows the one before it.
 
     A run that died between a function call and its output (a bug, a lost database) must not
     leave a context the upstream refuses ("No tool output found") on every later turn.
     """
     kinds = ["function_call", "function_call_output"]
-    path = (await branch(session)).path
     rows = Item.objects.filter(
         session=session, in_context=True, data__type__in=kinds, position__in=path
     )
     calls: list[str] = []
     answered: set[str] = set()
-    async for row in rows.order_by("position").only("data"):
+    for row in rows.order_by("position").only("data"):
         call_id = str(row.data.get("call_id", ""))
         if row.kind == "function_call":
             calls.append(call_id)
@@ -69,17 +74,24 @@ async def answer_unanswered_calls(session: Session, position: int, tip: int | No
     return repairs
 
 
-async def stored_parent(session: Session, path: tuple[int, ...] | None) -> Stored | None:
+async def answer_unanswered_calls(session: Session, position: int, tip: int | None) -> list[Item]:
+    """:func:`unanswered_calls_now` on the session's current branch, from async code."""
+
+    def now() -> list[Item]:
+        return unanswered_calls_now(session, position, tip, branch_now(session).path)
+
+    return await dbthread.call(now)
+
+
+def stored_parent_now(session: Session, path: tuple[int, ...] | None) -> Stored | None:
     """The branch's latest response stored upstream, and how many of the branch's context items
     it holds: what a fork can chain from by id when no socket caches its parent."""
     if path is None:
-        path = (await branch(session)).path
+        path = branch_now(session).path
     rows = Item.objects.filter(session=session, position__in=path, in_context=True)
-    items = [
-        (row.step_id, row.kind) async for row in rows.order_by("position").only("step", "data")
-    ]
+    items = [(row.step_id, row.kind) for row in rows.order_by("position").only("step", "data")]
     steps = Step.objects.filter(session=session, stored=True, status="completed")
-    stored = {pk: rid async for pk, rid in steps.values_list("pk", "response_id") if rid}
+    stored = {pk: rid for pk, rid in steps.values_list("pk", "response_id") if rid}
     for index in range(len(items) - 1, -1, -1):
         step_id, kind = items[index]
         # A tool's output is saved with the step that called it but is not that response's.
@@ -88,14 +100,16 @@ async def stored_parent(session: Session, path: tuple[int, ...] | None) -> Store
     return None
 
 
+async def stored_parent(session: Session, path: tuple[int, ...] | None) -> Stored | None:
+    return await dbthread.call(stored_parent_now, session, path)
+
+
 def output(call_id: str, text: str) -> ItemData:
     return {"type": "function_call_output", "call_id": call_id, "output": text}
 
 
 async def next_position(session_id: Any) -> int:
-    result = await Item.objects.filter(session_id=session_id).aaggregate(top=Max("position"))
-    top = result["top"]
-    return 0 if top is None else int(top) + 1
+    return await dbthread.call(next_position_now, session_id)
 
 
 def next_position_now(session_id: Any) -> int:

@@ -35,10 +35,10 @@ def _strip(value: Any) -> Any:
 class Chain:
     """The upstream's cached state after a completed response on this socket.
 
-    It also keeps the objects it was computed from: a step's context holds the same item
-    objects as the step before (the loop appends, never edits, an item), so an item that *is*
-    the chain's needs no fingerprint. Only new items are fingerprinted: no step pays for the
-    whole context again.
+    It also keeps the items it was computed from: a step's context holds the same item objects
+    as the step before (the loop appends, never edits, an item), and a later turn's, loaded
+    again, equal ones; such an item needs no fingerprint. Only new items are fingerprinted: no
+    step pays for the whole context again.
     """
 
     fields: str  # fingerprint of the request's non-input fields
@@ -57,8 +57,10 @@ class Chain:
         if len(context) < size:
             return False
         known = self.items if len(self.items) == size else (None,) * size
+        # The same object, or an equal one (a later turn loads the same items from the
+        # database: ``==`` compares them in C), before a canonical JSON of the item.
         return all(
-            item is mine or fingerprint(item) == printed
+            item is mine or item == mine or fingerprint(item) == printed
             for item, mine, printed in zip(context, known, self.context, strict=False)
         )
 
