@@ -118,7 +118,11 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [
-                    {"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS, **REDIS_OPTIONS}
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": REDIS_MAX_CONNECTIONS,
+                        **REDIS_OPTIONS,
+                    }
                 ],
                 "capacity": 1_000,
             },

@@ -19,7 +19,7 @@ from agents.models import DEFAULT_TITLE, Item, Session, title_from_message
 from agents.run import transcript, tree
 from agents.run.events import ItemAdded, Notice, Rebranched, Retitled, TurnEnded, TurnStarted
 from agents.run.host import RunHost
-from agents.run.loop import AgentLoop
+from agents.run.loop import AgentLoop, Loaded, load
 from agents.run.placement import Lane, Positions
 from agents.run.writes import Fenced, WriteBehind
 from agents.upstream.transports import Transports
@@ -96,7 +96,13 @@ async def run_turn(host: TurnHost, text: str, fork: Fork | None = None) -> None:
         # from a cached response too (agents/upstream/delta.py, route "lane").
         route = Lane(path=(*start.before, user.position), lane=f"r{start.position}")
         loop = AgentLoop(
-            host, session, user.position, writes, positions=Positions(start.position), route=route
+            host,
+            session,
+            user.position,
+            writes,
+            positions=Positions(start.position),
+            route=route,
+            loaded=_extended(opening.loaded, [*opening.repairs, user]),
         )
         try:
             status, message = await loop.run()
@@ -131,18 +137,27 @@ class Opening:
     branch: tree.Branch
     position: int
     repairs: list[Item]
+    loaded: Loaded | None  # what the run reads, up to the branch's tip (not on a fork)
 
 
-def _open(session_id: str, repair: bool) -> Opening:
+def _open(session_id: str, extend: bool) -> Opening:
+    """:class:`Opening`; ``extend``: the run extends the branch (a send, not a fork)."""
     session = Session.objects.get(pk=session_id)
     branch = transcript.branch_now(session)
     position = transcript.next_position_now(session.pk)
-    repairs = (
-        transcript.unanswered_calls_now(session, position, branch.tip, branch.path)
-        if repair
-        else []
-    )
-    return Opening(session, branch, position, repairs)
+    if not extend:
+        return Opening(session, branch, position, [], None)
+    repairs = transcript.unanswered_calls_now(session, position, branch.tip, branch.path)
+    return Opening(session, branch, position, repairs, load(session, branch.path))
+
+
+def _extended(loaded: Loaded | None, added: list[Item]) -> Loaded | None:
+    """What the run reads, once the items it added to the branch are saved: the same as
+    reading it again, without the trip."""
+    if loaded is None:
+        return None
+    context = [*loaded.context, *(item.data for item in added if item.in_context)]
+    return Loaded(loaded.tools, context, loaded.stored)
 
 
 async def _start(

@@ -60,6 +60,30 @@ class StepOutcome:
     step: Step | None = None
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What a run reads before its first step: its tools, context and stored parent."""
+
+    tools: dict[str, Tool]
+    context: list[dict[str, Any]]
+    stored: Stored | None
+
+
+def load(
+    session: Session, path: tuple[int, ...] | None, tool_names: tuple[str, ...] | None = None
+) -> Loaded:
+    """:class:`Loaded`, on the database thread, in one trip (each async ORM call is a trip of
+    its own, and a run's first token waits for them)."""
+    tools = Tool.objects.filter(session=session)
+    if tool_names is not None:
+        tools = tools.filter(name__in=tool_names)
+    return Loaded(
+        {tool.name: tool for tool in tools},
+        transcript.context_now(session, path),
+        transcript.stored_parent_now(session, path),
+    )
+
+
 class AgentLoop:
     def __init__(
         self,
@@ -70,8 +94,10 @@ class AgentLoop:
         *,
         positions: Positions | None = None,
         route: Lane | None = None,
+        loaded: Loaded | None = None,
     ) -> None:
         self.host = host
+        self.loaded = loaded
         self.session = session
         self.user_position = user_position
         # The next free position (a regenerate's run starts past every branch's items), and the
@@ -91,18 +117,11 @@ class AgentLoop:
         self.writes = writes
         self.sid = str(session.pk)
 
-    def _load(self) -> None:
-        """The run's tools, context and stored parent: on the database thread, in one trip
-        (each async ORM call is a trip of its own, and a run's first token waits for them)."""
-        tools = Tool.objects.filter(session=self.session)
-        if self.tool_names is not None:
-            tools = tools.filter(name__in=self.tool_names)
-        self.tools = {tool.name: tool for tool in tools}
-        self.context = transcript.context_now(self.session, self.path)
-        self.stored = transcript.stored_parent_now(self.session, self.path)
-
     async def run(self) -> tuple[str, str]:
-        await dbthread.call(self._load)
+        loaded = self.loaded
+        if loaded is None:
+            loaded = await dbthread.call(load, self.session, self.path, self.tool_names)
+        self.tools, self.context, self.stored = loaded.tools, loaded.context, loaded.stored
         fields = self.session.request_fields(list(self.tools.values()))
         for _ in range(self.session.max_steps):
             outcome = await self.step(fields)
