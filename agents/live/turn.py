@@ -19,7 +19,7 @@ from agents.models import DEFAULT_TITLE, Item, Session, title_from_message
 from agents.run import transcript, tree
 from agents.run.events import ItemAdded, Notice, Rebranched, Retitled, TurnEnded, TurnStarted
 from agents.run.host import RunHost
-from agents.run.loop import AgentLoop, Loaded, load
+from agents.run.loop import AgentLoop, Loaded, tools_now
 from agents.run.placement import Lane, Positions
 from agents.run.writes import Fenced, WriteBehind
 from agents.upstream.transports import Transports
@@ -143,12 +143,13 @@ class Opening:
 def _open(session_id: str, extend: bool) -> Opening:
     """:class:`Opening`; ``extend``: the run extends the branch (a send, not a fork)."""
     session = Session.objects.get(pk=session_id)
-    branch = transcript.branch_now(session)
-    position = transcript.next_position_now(session.pk)
+    reading = transcript.read_now(session)
+    branch, position = reading.branch, reading.next_position
     if not extend:
         return Opening(session, branch, position, [], None)
-    repairs = transcript.unanswered_calls_now(session, position, branch.tip, branch.path)
-    return Opening(session, branch, position, repairs, load(session, branch.path))
+    repairs = transcript.repairs(session, position, branch.tip, reading.unanswered)
+    loaded = Loaded(tools_now(session), reading.context, reading.stored)
+    return Opening(session, branch, position, repairs, loaded)
 
 
 def _extended(loaded: Loaded | None, added: list[Item]) -> Loaded | None:

@@ -88,8 +88,8 @@ def _inputs(
         return None
     fields = session.request_fields(list(session.tools.all()))
     path = transcript.branch_now(session).path
-    items = transcript.context_now(session, path)
-    return session, fields, items, transcript.stored_parent_now(session, path)
+    items, stored = transcript.context_and_stored_now(session, path)
+    return session, fields, items, stored
 
 
 class WarmHost(Protocol):

@@ -74,14 +74,16 @@ def load(
 ) -> Loaded:
     """:class:`Loaded`, on the database thread, in one trip (each async ORM call is a trip of
     its own, and a run's first token waits for them)."""
+    context, stored = transcript.context_and_stored_now(session, path)
+    return Loaded(tools_now(session, tool_names), context, stored)
+
+
+def tools_now(session: Session, names: tuple[str, ...] | None = None) -> dict[str, Tool]:
+    """The session's tools (or those named) by name (synchronous: on the database thread)."""
     tools = Tool.objects.filter(session=session)
-    if tool_names is not None:
-        tools = tools.filter(name__in=tool_names)
-    return Loaded(
-        {tool.name: tool for tool in tools},
-        transcript.context_now(session, path),
-        transcript.stored_parent_now(session, path),
-    )
+    if names is not None:
+        tools = tools.filter(name__in=names)
+    return {tool.name: tool for tool in tools}
 
 
 class AgentLoop:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Max
@@ -34,10 +35,54 @@ async def branch(session: Session) -> tree.Branch:
 def context_now(session: Session, path: tuple[int, ...] | None = None) -> list[ItemData]:
     """The items the upstream must see on the session's branch (or ``path``), in order: the
     branch minus unusable partials (synchronous: on the database thread)."""
+    return [data for data, _ in _context_rows(session, path)]
+
+
+def _context_rows(session: Session, path: tuple[int, ...] | None) -> list[tuple[ItemData, Any]]:
+    """Each context item on the branch (or ``path``), in order, with its step's id."""
     if path is None:
         path = branch_now(session).path
     rows = Item.objects.filter(session=session, in_context=True, position__in=path)
-    return [row.data for row in rows.order_by("position").only("data")]
+    return list(rows.order_by("position").values_list("data", "step_id"))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a run starts from, read in three queries: the session's branch, the next free
+    position, the branch's context, its latest stored response, and its calls left without an
+    output (by call_id)."""
+
+    branch: tree.Branch
+    next_position: int
+    context: list[ItemData]
+    stored: Stored | None
+    unanswered: list[str]
+
+
+def read_now(session: Session) -> Reading:
+    """:class:`Reading` (synchronous: on the database thread)."""
+    links = list(Item.objects.filter(session=session).values_list("position", "parent"))
+    branch = tree.branch(links, session.head)
+    top = max((position for position, _ in links), default=-1)
+    rows = _context_rows(session, branch.path)
+    context = [data for data, _ in rows]
+    return Reading(branch, top + 1, context, _stored(session, rows), _unanswered(context))
+
+
+def _unanswered(context: list[ItemData]) -> list[str]:
+    calls = [str(i.get("call_id", "")) for i in context if i.get("type") == "function_call"]
+    answered = {
+        str(i.get("call_id", "")) for i in context if i.get("type") == "function_call_output"
+    }
+    return [call_id for call_id in dict.fromkeys(calls) if call_id not in answered]
+
+
+def context_and_stored_now(
+    session: Session, path: tuple[int, ...] | None
+) -> tuple[list[ItemData], Stored | None]:
+    """:func:`context_now` and :func:`stored_parent_now` from one read of the branch's items."""
+    rows = _context_rows(session, path)
+    return [data for data, _ in rows], _stored(session, rows)
 
 
 async def context(session: Session, path: tuple[int, ...] | None = None) -> list[ItemData]:
@@ -47,31 +92,24 @@ async def context(session: Session, path: tuple[int, ...] | None = None) -> list
 def unanswered_calls_now(
     session: Session, position: int, tip: int | None, path: tuple[int, ...]
 ) -> list[Item]:
-    """An error output, from ``position`` on and not saved yet, for each call on the branch
-    (``path``, ending at ``tip``) that has none; each follows the one before it.
+    """An error output for each call on the branch (``path``, ending at ``tip``) that has none,
+    from ``position`` on, not saved yet (synchronous: on the database thread)."""
+    return repairs(session, position, tip, _unanswered(context_now(session, path)))
+
+
+def repairs(session: Session, position: int, tip: int | None, missing: list[str]) -> list[Item]:
+    """An error output, from ``position`` on and not saved yet, for each call in ``missing``;
+    each follows the one before it.
 
     A run that died between a function call and its output (a bug, a lost database) must not
     leave a context the upstream refuses ("No tool output found") on every later turn.
     """
-    kinds = ["function_call", "function_call_output"]
-    rows = Item.objects.filter(
-        session=session, in_context=True, data__type__in=kinds, position__in=path
-    )
-    calls: list[str] = []
-    answered: set[str] = set()
-    for row in rows.order_by("position").only("data"):
-        call_id = str(row.data.get("call_id", ""))
-        if row.kind == "function_call":
-            calls.append(call_id)
-        else:
-            answered.add(call_id)
-    missing = [call_id for call_id in dict.fromkeys(calls) if call_id not in answered]
-    repairs = []
+    made = []
     for index, call_id in enumerate(missing):
         parent = tip if index == 0 else position + index - 1
         data = output(call_id, UNANSWERED_CALL)
-        repairs.append(new_item(session, position + index, data, parent=parent))
-    return repairs
+        made.append(new_item(session, position + index, data, parent=parent))
+    return made
 
 
 async def answer_unanswered_calls(session: Session, position: int, tip: int | None) -> list[Item]:
@@ -86,16 +124,19 @@ async def answer_unanswered_calls(session: Session, position: int, tip: int | No
 def stored_parent_now(session: Session, path: tuple[int, ...] | None) -> Stored | None:
     """The branch's latest response stored upstream, and how many of the branch's context items
     it holds: what a fork can chain from by id when no socket caches its parent."""
-    if path is None:
-        path = branch_now(session).path
-    rows = Item.objects.filter(session=session, position__in=path, in_context=True)
-    items = [(row.step_id, row.kind) for row in rows.order_by("position").only("step", "data")]
-    steps = Step.objects.filter(session=session, stored=True, status="completed")
-    stored = {pk: rid for pk, rid in steps.values_list("pk", "response_id") if rid}
-    for index in range(len(items) - 1, -1, -1):
-        step_id, kind = items[index]
+    return _stored(session, _context_rows(session, path))
+
+
+def _stored(session: Session, rows: list[tuple[ItemData, Any]]) -> Stored | None:
+    steps = {step_id for _, step_id in rows if step_id is not None}
+    if not steps:
+        return None
+    found = Step.objects.filter(session=session, stored=True, status="completed", pk__in=steps)
+    stored = {pk: rid for pk, rid in found.values_list("pk", "response_id") if rid}
+    for index in range(len(rows) - 1, -1, -1):
+        data, step_id = rows[index]
         # A tool's output is saved with the step that called it but is not that response's.
-        if step_id in stored and kind != "function_call_output":
+        if step_id in stored and data.get("type") != "function_call_output":
             return Stored(stored[step_id], index + 1)
     return None
 
