@@ -24,7 +24,7 @@ from agents.live import admission, local
 from agents.live.compare import run_compare
 from agents.live.feed import Feed
 from agents.live.inspection import PROCESS, FrameLog, frames_json, report_state, report_tabs
-from agents.live.lease import keep_renewed, leases
+from agents.live.lease import leases, renewals
 from agents.live.people import WaitingCalls
 from agents.live.turn import Fork, run_turn, switch_branch
 from agents.live.warmup import PREWARM_TIMEOUT, Prewarm
@@ -68,7 +68,6 @@ class SessionRunner:
         self.closed = False
         self.prewarm = Prewarm(self)
         self._idle_task: asyncio.Task[None] | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         self._rate = admission.RunRate()
 
@@ -183,10 +182,8 @@ class SessionRunner:
 
     async def start(self) -> None:
         await self.feed.start(self.lost)
-        self._heartbeat = asyncio.create_task(
-            # Fresh reports, so the inspector can tell a live owner from a dead one.
-            keep_renewed(self.session_id, self.holder, self.report, self.lost)
-        )
+        # Fresh reports at each renewal, so the inspector can tell a live owner from a dead one.
+        renewals().hold(self.session_id, self.holder, self.report, self.lost)
         self.report()
 
     def _schedule_idle_close(self) -> None:
@@ -228,7 +225,8 @@ class SessionRunner:
         # starts the next runner, and the two never hold upstream sockets at the same time.
         async with local.claim_lock(self.session_id):
             self.forget(self)
-            for task in (self.prewarm.task, self.turn_task, self._heartbeat, self._idle_task):
+            renewals().drop(self.session_id, self.holder)
+            for task in (self.prewarm.task, self.turn_task, self._idle_task):
                 if task is not None and task is not current:
                     task.cancel()
             await self.transports.close()

@@ -14,11 +14,11 @@ from agents.live.lease import (
     Leases,
     MemoryLeases,
     RedisLeases,
-    keep_renewed,
     lease_key,
     leases,
     raise_fence,
     raise_fence_and_base,
+    renewals,
 )
 from agents.live.store import redis_client
 from agents.models import Session
@@ -114,15 +114,14 @@ async def test_the_heartbeat_renews_until_the_lease_is_gone(
     use_leases(monkeypatch, store)
     assert await store.acquire("s1", "me")
     beats = Beats()
-    task = asyncio.create_task(keep_renewed("s1", "me", beats.renew, beats.lost))
+    renewals().hold("s1", "me", beats.renew, beats.lost)
 
     await eventually(lambda: beats.renewed >= 3, within=2)
     assert beats.lost_at is None
     await store.release("s1", "me")
     await store.acquire("s1", "someone else")  # taken over
-    await asyncio.wait_for(task, 1)  # the heartbeat ends once the lease is lost
-
-    assert beats.lost_at is not None
+    await eventually(lambda: beats.lost_at is not None, within=1)
+    assert "s1" not in renewals().held  # no longer renewed
 
 
 async def test_while_redis_is_away_the_lease_counts_as_held_until_it_expires(
@@ -132,8 +131,9 @@ async def test_while_redis_is_away_the_lease_counts_as_held_until_it_expires(
     use_leases(monkeypatch, RedisAway())
     beats = Beats()
     started = asyncio.get_running_loop().time()
+    renewals().hold("s1", "me", beats.renew, beats.lost)
 
-    await asyncio.wait_for(keep_renewed("s1", "me", beats.renew, beats.lost), 2)
+    await eventually(lambda: beats.lost_at is not None, within=2)
 
     assert beats.lost_at is not None
     # Not before the last renewal's expiry (a lease lasts 0.3 s), but at the first beat after.
@@ -147,8 +147,38 @@ async def test_a_lost_lease_is_noticed_at_the_first_beat(
     settings.LEASE_SECONDS = 0.06
     use_leases(monkeypatch, MemoryLeases())  # never acquired: the renewal fails
     beats = Beats()
-    await asyncio.wait_for(keep_renewed("s1", "me", beats.renew, beats.lost), 1)
-    assert (beats.renewed, beats.lost_at is not None) == (0, True)
+    renewals().hold("s1", "me", beats.renew, beats.lost)
+    await eventually(lambda: beats.lost_at is not None, within=1)
+    assert beats.renewed == 0
+
+
+async def test_a_thousand_leases_are_renewed_by_one_task(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Idle sessions cost no timer each: one task renews every lease of the event loop, and
+    stops once none is held."""
+    settings.LEASE_SECONDS = 0.06
+    store = MemoryLeases()
+    use_leases(monkeypatch, store)
+    tasks_before = len(asyncio.all_tasks())
+    beats = [Beats() for _ in range(1000)]
+    for number, beat in enumerate(beats):
+        assert await store.acquire(f"s{number}", "me")
+        renewals().hold(f"s{number}", "me", beat.renew, beat.lost)
+    assert len(asyncio.all_tasks()) == tasks_before + 1
+    await eventually(lambda: all(beat.renewed >= 2 for beat in beats), within=2)
+    for number in range(1000):
+        renewals().drop(f"s{number}", "me")
+    await eventually(lambda: len(asyncio.all_tasks()) == tasks_before, within=1)
+    assert not any(beat.lost_at for beat in beats)
+
+
+async def test_a_later_holder_is_not_dropped_by_an_earlier_one() -> None:
+    beats = Beats()
+    renewals().hold("s1", "new", beats.renew, beats.lost)
+    renewals().drop("s1", "old")  # the runner before it closing late
+    assert renewals().held["s1"].holder == "new"
+    renewals().drop("s1", "new")
 
 
 # -- the fence -----------------------------------------------------------------------------------
