@@ -76,10 +76,11 @@ test-fast: $(VENV)/.dev
 screenshots: $(VENV)/.dev
 	SCREENSHOTS=update $(BIN)/pytest -p no:randomly tests/test_screenshots_browser.py
 
-# The benchmark suite (docs/benchmarks.md): a few minutes; SCENARIOS="token-latency ..." picks some.
-# It writes its results page, docs/benchmark-results.md, and the raw figures to bench.json.
+# The benchmark suite (docs/benchmarks.md): a quarter of an hour; SCENARIOS="token-latency ..."
+# picks some. It writes its results page, docs/benchmark-results.md, the raw figures to bench.json,
+# and the scaling curve and chart (docs/scaling.md) to docs/img/scale.json and scale.svg.
 bench: $(VENV)/.run
-	$(BIN)/python manage.py bench --json bench.json --markdown docs/benchmark-results.md $(SCENARIOS)
+	BENCH_SCALE_OUT=docs/img $(BIN)/python manage.py bench --json bench.json --markdown docs/benchmark-results.md $(SCENARIOS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from bench.browser import Browser
 from devtools.tabs import Tab, Turn
@@ -57,13 +58,14 @@ def stagger(count: int, seconds: float, seed: int = 1) -> list[float]:
 
 
 async def streamed_turns(tabs: Sequence[Tab], message: str, wait: float) -> list[Turn | None]:
-    """Every tab sends ``message`` at a staggered start; None for a tab whose run failed."""
+    """Every tab sends ``message`` at a staggered start; None for a tab whose run failed (its
+    socket closed, or a frame was late by over ``wait`` seconds)."""
 
     async def one(tab: Tab, delay: float) -> Turn | None:
         await asyncio.sleep(delay)
         try:
             return await tab.run(message, wait)
-        except (OSError, TimeoutError, ConnectionError, RuntimeError):
+        except (OSError, TimeoutError, ConnectionError, ConnectionClosed, RuntimeError):
             return None
 
     offsets = stagger(len(tabs), 1.0)
@@ -87,6 +89,7 @@ async def raw_open(url: str, count: int) -> list[ClientConnection]:
 class RawStreams:
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
+    cpu_seconds: float = 0.0  # the raw server's, while it streamed (bench.scale.raw_concurrency)
 
 
 async def raw_streams(sockets: Sequence[ClientConnection], tokens: int, rate: float) -> RawStreams:

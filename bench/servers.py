@@ -46,13 +46,22 @@ class CpuMeter:
         self._at = time.monotonic()
         return self
 
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds each watched process used since start()."""
+        return {name: cpu_seconds(pid) - self._start[name] for name, pid in self.pids.items()}
+
+    @property
+    def elapsed(self) -> float:
+        """Wall-clock seconds since start()."""
+        return time.monotonic() - self._at
+
+    def shares(self) -> dict[str, float]:
+        """Each process's share of one core since start(), in %."""
+        elapsed = self.elapsed
+        return {name: used / elapsed * 100 for name, used in self.seconds().items()}
+
     def busy(self) -> str:
-        elapsed = time.monotonic() - self._at
-        shares = {
-            name: (cpu_seconds(pid) - self._start[name]) / elapsed * 100
-            for name, pid in self.pids.items()
-        }
-        return ", ".join(f"{name} {share:.0f} %" for name, share in shares.items())
+        return ", ".join(f"{name} {share:.0f} %" for name, share in self.shares().items())
 
 
 @dataclass

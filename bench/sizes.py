@@ -19,11 +19,18 @@ class Sizes:
     stream_tokens: int = 240  # tokens each streams
     stream_rate: float = 30.0  # tokens per second each
     storm: int = 1_000  # simultaneous browser sockets (connect-storm)
+    ttft_tries: int = 25  # timed first tokens of each side, alternating (ttft)
+    idle_sessions: int = 200  # paired sessions left idle (idle-tabs)
+    idle_seconds: float = 20.0  # how long they idle while the server's CPU is read
     resume_reconnects: int = 1_000  # reconnects at random points (resume), per variant
     resume_tokens: int = 3_000  # tokens of each reply they land in
     resume_rate: float = 1_000.0  # its tokens per second
     resume_turns: int = 4  # replies per session (then a new one: the transcript stays short)
     settle: float = 1.0  # seconds a crowd idles before its server's memory is read
+    scale_steps: tuple[int, ...] = (50, 100, 200, 400, 800)  # streaming sessions per step (scale)
+    # Tokens a step of scale streams in all, at most: each session streams stream_tokens, or
+    # this / its sessions if fewer (shorter replies make a step's p99 lower: keep them equal).
+    scale_step_tokens: int = 192_000
     smoke: bool = False  # tiny sizes: targets are reported but not enforced
 
 
@@ -46,9 +53,13 @@ SMOKE = Sizes(
     # it must not share one with another scenario.
     stream_rate=300.0,
     storm=20,
+    ttft_tries=3,
+    idle_sessions=8,
+    idle_seconds=2.0,
     resume_reconnects=8,
     resume_tokens=400,
     resume_turns=2,
     settle=0.2,
+    scale_steps=(4, 8),
     smoke=True,
 )

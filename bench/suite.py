@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from bench.curve import scale
 from bench.fork import fork
+from bench.idle import idle_tabs
 from bench.overhead import overhead_realistic, overhead_zero, ws_vs_http
 from bench.race import race
-from bench.results import Row, not_run, summary
+from bench.results import Row, machine, not_run, summary
 from bench.resume import resume
-from bench.scale import concurrency, connect_storm, connect_storm_busy
+from bench.scale import concurrency, concurrency_two_processes
 from bench.sizes import Sizes
 from bench.stack import shared_stacks
+from bench.storm import connect_storm, connect_storm_busy
 from bench.streams import token_burst, token_latency, token_latency_two_processes
+from bench.ttft import ttft
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +44,23 @@ def scenarios() -> dict[str, Scenario]:
         Scenario("token-latency-2p", "the same, the tab on the process not running the session",
                  token_latency_two_processes),
         Scenario("token-burst", "one response at the simulator's full speed", token_burst),
+        Scenario("ttft", "time to first token through the page vs the SDK client", ttft),
         Scenario("ws-vs-http", "the run over WebSocket vs HTTP (store off and on)", ws_vs_http),
         Scenario("race", "the compare page's race: the three transports at once", race),
         Scenario("fork", "regenerate after the run vs a plain follow-up and a full create", fork),
         Scenario("concurrency", "1,000 paired sessions, 200 streaming at 30 tokens/s",
                  concurrency),
+        Scenario("concurrency-2p", "the same on two processes sharing Redis",
+                 concurrency_two_processes),
+        Scenario("idle-tabs", "200 idle paired sessions: the server's CPU while nothing happens",
+                 idle_tabs),
         Scenario("resume", "reconnects at random points of long replies, one and two processes",
                  resume),
         Scenario("connect-storm", "1,000 simultaneous browser sockets vs a raw server",
                  connect_storm),
         Scenario("connect-storm-busy", "the same while another process spins a core",
                  connect_storm_busy),
+        Scenario("scale", "streaming sessions stepped 50 to 800, one process and two", scale),
     ]  # fmt: skip
     return {scenario.name: scenario for scenario in listed}
 
@@ -69,23 +77,6 @@ async def run_scenario(scenario: Scenario, sizes: Sizes) -> tuple[list[Row], str
         for row in rows:
             row.enforced = False
     return rows, ""
-
-
-def machine() -> dict[str, Any]:
-    """Where the numbers came from: CPU model and cores, Python, OS."""
-    model = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "system": f"{platform.system()} {platform.release()}",
-    }
 
 
 @dataclass

@@ -58,6 +58,21 @@ def test_the_smoke_run_measures_every_scenario_and_prints_the_table(tmp_path: Pa
             assert row["value"] == row["baseline"] == 0, row
         else:
             assert 0 < row["value"] < 10_000, row
+    # Server CPU per relayed delta (one process, and two where Redis is): measured, not zero.
+    per_delta = [row for row in rows if "CPU µs per relayed delta" in row["metric"]]
+    assert {row["scenario"] for row in per_delta} == {"concurrency", "concurrency-2p"}
+    for row in per_delta:
+        assert row["not_run"] or 0 < row["value"] < 1_000_000, row
+    # Time to first token: both sides timed, the page's via the simulator's first send.
+    (first_token,) = [row for row in rows if row["scenario"] == "ttft"]
+    assert 0 < first_token["baseline"] <= first_token["value"] < 10_000, first_token
+    assert " ms in the simulator + " in first_token["note"], first_token
+    # Idle tabs: a share of one core over the idle window, on either side.
+    (idle,) = [row for row in rows if row["scenario"] == "idle-tabs"]
+    cores = 100.0 * report["machine"]["cores"]
+    assert 0 <= idle["value"] <= cores, idle
+    assert 0 <= idle["baseline"] <= cores, idle
+    assert "errors: 0 " in idle["note"], idle
     for heading in ("scenario", "metric", "value", "baseline", "ratio", "target", "result"):
         assert heading in done.stdout
     for row in rows:
