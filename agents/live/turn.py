@@ -19,8 +19,9 @@ from agents.models import DEFAULT_TITLE, Item, Session, title_from_message
 from agents.run import transcript, tree
 from agents.run.events import ItemAdded, Notice, Rebranched, Retitled, TurnEnded, TurnStarted
 from agents.run.host import RunHost
-from agents.run.loop import AgentLoop, Loaded, tools_now
+from agents.run.loop import AgentLoop
 from agents.run.placement import Lane, Positions
+from agents.run.steps import Loaded, tools_now
 from agents.run.writes import Fenced, WriteBehind
 from agents.upstream.transports import Transports
 
