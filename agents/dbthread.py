@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
+
+from agents.loops import per_loop
 
 Work = tuple[Callable[[], Any], "asyncio.Future[Any]"]
 Outcome = tuple[bool, Any]  # (True, result) or (False, the exception it raised)
@@ -90,16 +91,7 @@ def _run_all(batch: list[Callable[[], Any]]) -> list[Outcome]:
     return outcomes
 
 
-_trips: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Trips] = weakref.WeakKeyDictionary()
-
-
-def trips() -> Trips:
-    """This event loop's queue (futures belong to one loop; tests run many)."""
-    loop = asyncio.get_running_loop()
-    found = _trips.get(loop)
-    if found is None:
-        found = _trips[loop] = Trips()
-    return found
+trips = per_loop(Trips)  # this event loop's queue
 
 
 async def call[T](function: Callable[..., T], *args: Any) -> T:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
+
+from agents.loops import per_loop
 
 
 class Gate:
@@ -90,16 +91,7 @@ class Gates:
     prewarms: Gate = field(default_factory=lambda: Gate(settings.PREWARM_CONCURRENCY))
 
 
-_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Gates] = weakref.WeakKeyDictionary()
-
-
-def gates() -> Gates:
-    """This event loop's gates (asyncio futures belong to one loop; tests run many)."""
-    loop = asyncio.get_running_loop()
-    found = _gates.get(loop)
-    if found is None:
-        found = _gates[loop] = Gates()
-    return found
+gates = per_loop(Gates)  # this event loop's gates
 
 
 def connect_slot() -> AbstractAsyncContextManager[None]:

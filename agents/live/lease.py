@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,6 +22,7 @@ from django.db.models import F
 
 from agents import dbthread, statements
 from agents.live.store import KEY_PREFIX, redis_client
+from agents.loops import per_loop
 from agents.models import Session
 from agents.run import transcript
 
@@ -186,15 +186,4 @@ class Renewals:
         held.renewed()
 
 
-_renewals: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Renewals] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def renewals() -> Renewals:
-    """This event loop's renewals (its tasks belong to one loop; tests run many)."""
-    loop = asyncio.get_running_loop()
-    found = _renewals.get(loop)
-    if found is None:
-        found = _renewals[loop] = Renewals()
-    return found
+renewals = per_loop(Renewals)  # this event loop's renewals

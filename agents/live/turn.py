@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from agents import dbthread
@@ -22,7 +22,7 @@ from agents.run.host import RunHost
 from agents.run.loop import AgentLoop
 from agents.run.placement import Lane, Positions
 from agents.run.steps import Loaded, tools_now
-from agents.run.writes import Fenced, WriteBehind
+from agents.run.writes import Fenced, Write, WriteBehind
 from agents.upstream.transports import Transports
 
 log = logging.getLogger(__name__)
@@ -70,13 +70,17 @@ async def run_turn(host: TurnHost, text: str, fork: Fork | None = None) -> None:
     writes = host.writes()
     base = host.feed.head.base
     try:
-        opening = await dbthread.call(_open, sid, fork is None)
+        opening = await dbthread.call(_open, sid, writes, None if fork else text)
         session = opening.session
         host.transports.choose(http=session.transport == "http")
-        start = await _start(host, writes, opening, text, fork)
-        if start is None:
-            return
-        await writes.flush()  # the message is durable before anything goes upstream
+        if opening.start is not None:  # a send: its first records are saved already
+            start = opening.start
+            for repair in opening.repairs:
+                host.publish(ItemAdded(repair))
+        else:
+            assert fork is not None
+            start = await _fork_start(writes, opening, text, fork)
+            await writes.flush()  # the message is durable before anything goes upstream
         base = start.position
         with suppress(Exception):
             await context_store().update(sid, running="1")
@@ -103,7 +107,7 @@ async def run_turn(host: TurnHost, text: str, fork: Fork | None = None) -> None:
             writes,
             positions=Positions(start.position),
             route=route,
-            loaded=_extended(opening.loaded, [*opening.repairs, user]),
+            loaded=opening.loaded,
         )
         try:
             status, message = await loop.run()
@@ -130,56 +134,46 @@ async def run_turn(host: TurnHost, text: str, fork: Fork | None = None) -> None:
 
 @dataclass(frozen=True)
 class Opening:
-    """What a run starts from, read in one trip to the database thread (a run's first token
-    waits for it): the session, its branch, the next free position, and the error outputs the
-    branch's unanswered calls need (none looked for on a fork)."""
+    """What a run starts from, in one trip to the database thread (a run's first token waits
+    for it): the session, its branch and the next free position; for a send, also the error
+    outputs the branch's unanswered calls needed and its user message, both saved in that
+    trip, and what the run reads."""
 
     session: Session
     branch: tree.Branch
     position: int
-    repairs: list[Item]
-    loaded: Loaded | None  # what the run reads, up to the branch's tip (not on a fork)
+    repairs: list[Item] = field(default_factory=list)
+    start: Start | None = None
+    loaded: Loaded | None = None
 
 
-def _open(session_id: str, extend: bool) -> Opening:
-    """:class:`Opening`; ``extend``: the run extends the branch (a send, not a fork)."""
+def _open(session_id: str, writes: WriteBehind, text: str | None) -> Opening:
+    """:class:`Opening` (synchronous: on the database thread); ``text``: a send's message. Its
+    records are saved here, in one fenced transaction: the message is durable before anything
+    goes upstream, one trip sooner than the write-behind would make it."""
     session = Session.objects.get(pk=session_id)
     reading = transcript.read_now(session)
     branch, position = reading.branch, reading.next_position
-    if not extend:
-        return Opening(session, branch, position, [], None)
+    if text is None:
+        return Opening(session, branch, position)
+    # Calls a failed run left unanswered get an error output first (issue 11, item 4).
     repairs = transcript.repairs(session, position, branch.tip, reading.unanswered)
-    loaded = Loaded(tools_now(session), reading.context, reading.stored)
-    return Opening(session, branch, position, repairs, loaded)
+    before = (*branch.path, *(repair.position for repair in repairs))
+    position += len(repairs)
+    tip = before[-1] if before else None
+    user = transcript.new_item(session, position, transcript.user_message(text), parent=tip)
+    retitled, retitle = _retitle(session, position, text)
+    writes.commit_now([*(repair.save for repair in repairs), user.save, *retitle])
+    start = Start(user, before, position + 1, retitled)
+    added = [item.data for item in (*repairs, user) if item.in_context]
+    loaded = Loaded(tools_now(session), [*reading.context, *added], reading.stored)
+    return Opening(session, branch, reading.next_position, repairs, start, loaded)
 
 
-def _extended(loaded: Loaded | None, added: list[Item]) -> Loaded | None:
-    """What the run reads, once the items it added to the branch are saved: the same as
-    reading it again, without the trip."""
-    if loaded is None:
-        return None
-    context = [*loaded.context, *(item.data for item in added if item.in_context)]
-    return Loaded(loaded.tools, context, loaded.stored)
-
-
-async def _start(
-    host: TurnHost, writes: WriteBehind, opening: Opening, text: str, fork: Fork | None
-) -> Start | None:
-    """Queue the run's first records: the user's message (a new one, or the one a regenerate
-    answers again) and, for a fork, the session's new head. None when the fork is refused."""
+async def _fork_start(writes: WriteBehind, opening: Opening, text: str, fork: Fork) -> Start:
+    """Queue a fork's first records: the edited message (or none: a regenerate answers the
+    same one again) and the session's new head; refused if the branch shown is gone."""
     session, branch, position = opening.session, opening.branch, opening.position
-    if fork is None:
-        # Calls a failed run left unanswered get an error output first (issue 11, item 4).
-        before = branch.path
-        for repair in opening.repairs:
-            writes.submit(repair.save)
-            host.publish(ItemAdded(repair))
-            before, position = (*before, repair.position), position + 1
-        tip = before[-1] if before else None
-        user = transcript.new_item(session, position, transcript.user_message(text), parent=tip)
-        writes.submit(user.save)
-        retitled = _retitle(writes, session, position, text)
-        return Start(user, before, position + 1, retitled)
     target = await _turn_message(session, branch, fork)
     if target is None:
         raise Refused("That message is not on the branch shown: reload the page.")
@@ -197,21 +191,20 @@ async def _start(
     return Start(user, before, position, [])
 
 
-def _retitle(writes: WriteBehind, session: Session, position: int, text: str) -> list[str]:
+def _retitle(session: Session, position: int, text: str) -> tuple[list[str], list[Write]]:
     """A session still titled by default takes its first message's start as its title, in the
     message's own transaction: one UPDATE, once per session, that a rename made in between
-    wins over. The list gets the title once it is saved."""
+    wins over. The list gets the title once the write (if any) is committed."""
     saved: list[str] = []
     title = title_from_message(text)
     if position != 0 or session.title != DEFAULT_TITLE or not title:
-        return saved
+        return saved, []
 
     def write() -> None:
         if Session.objects.filter(pk=session.pk, title=DEFAULT_TITLE).update(title=title):
             saved.append(title)
 
-    writes.submit(write)
-    return saved
+    return saved, [write]
 
 
 async def _turn_message(session: Session, branch: tree.Branch, fork: Fork) -> Item | None:

@@ -49,8 +49,8 @@ def _context_rows(session: Session, path: tuple[int, ...] | None) -> list[tuple[
 @dataclass(frozen=True)
 class Reading:
     """What a run starts from, read in three queries: the session's branch, the next free
-    position, the branch's context, its latest stored response, and its calls left without an
-    output (by call_id)."""
+    position, the branch's context, its latest stored response (with the session's store on),
+    and its calls left without an output (by call_id)."""
 
     branch: tree.Branch
     next_position: int
@@ -66,7 +66,9 @@ def read_now(session: Session) -> Reading:
     top = max((position for position, _ in links), default=-1)
     rows = _context_rows(session, branch.path)
     context = [data for data, _ in rows]
-    return Reading(branch, top + 1, context, _stored(session, rows), _unanswered(context))
+    # A run chains from a stored response only with store on (agents/upstream/delta.py).
+    stored = _stored(session, rows) if session.store else None
+    return Reading(branch, top + 1, context, stored, _unanswered(context))
 
 
 def _unanswered(context: list[ItemData]) -> list[str]:

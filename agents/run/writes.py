@@ -78,6 +78,13 @@ class WriteBehind:
         finally:
             self._task = None
 
+    def commit_now(self, writes: list[Write]) -> None:
+        """Commit ``writes`` in one fenced transaction, now (on the database thread): for work
+        already on that thread, while nothing is queued; else :meth:`submit` them."""
+        if self._queue or self._task is not None:
+            raise RuntimeError("Writes are queued: commit_now would overtake them.")
+        self._commit(writes)
+
     def _commit(self, writes: list[Write]) -> None:
         with transaction.atomic():
             if self.fence is not None:

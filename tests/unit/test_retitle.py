@@ -50,8 +50,10 @@ def test_a_title_is_at_most_the_limit_and_an_ellipsis() -> None:
 
 
 async def retitled(session: Session, position: int, text: str) -> list[str]:
+    saved, retitle = _retitle(session, position, text)
     writes = WriteBehind(str(session.pk))
-    saved = _retitle(writes, session, position, text)
+    for write in retitle:
+        writes.submit(write)
     await writes.flush()
     return saved
 

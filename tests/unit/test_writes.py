@@ -128,3 +128,23 @@ async def test_the_holder_of_the_current_fence_writes() -> None:
     # The fence check does not move the fence.
     fence = await sync_to_async(lambda: Session.objects.get(pk=session.pk).fence)()
     assert fence == 5
+
+
+async def test_commit_now_is_fenced_and_never_overtakes_queued_writes() -> None:
+    """A run's opening saves its message in the trip that reads the session (agents/live/
+    turn.py): fenced like any batch, and refused while writes wait, which it would overtake."""
+    session = await Session.objects.acreate(model="sim")
+    writes = WriteBehind(str(session.pk), session.fence)
+    await sync_to_async(writes.commit_now)([message(session, 0).save])
+    assert await positions(session) == [0]
+
+    writes.submit(message(session, 1).save)
+    with pytest.raises(RuntimeError, match="queued"):
+        await sync_to_async(writes.commit_now)([message(session, 2).save])
+    await writes.flush()
+    assert await positions(session) == [0, 1]
+
+    await Session.objects.filter(pk=session.pk).aupdate(fence=session.fence + 1)
+    with pytest.raises(Fenced):
+        await sync_to_async(writes.commit_now)([message(session, 3).save])
+    assert await positions(session) == [0, 1]
