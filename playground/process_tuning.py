@@ -4,7 +4,8 @@
   of its debug log lines before the logger drops them: per connection it pretty-prints its 36
   options (``pprint.pformat``), and per connection and per frame sent it colours names with
   click (``autobahn.util.hl``), ~0.3 ms of the event loop's core per connect (a fifth of a bare
-  daphne's). Both get versions that do that work only while txaio logs at debug level.
+  daphne's), and per frame sent it names its function and values (``hltype``, ``hlval``). They
+  get versions that do that work only while txaio logs at debug level.
 - **The garbage collector.** Everything loaded by now (Django, the apps, the templates) lives as
   long as the process; ``gc.freeze`` takes it out of every later collection, and young
   collections run every :data:`YOUNG_COLLECTION` allocations instead of 2,000. Measured in a
@@ -37,6 +38,8 @@ _tcp: Any = tcp
 _txaio: Any = txaio
 _pformat = _protocol.pformat
 _hl = _util.hl
+_hltype = _util.hltype
+_hlval = _util.hlval
 
 
 def debugging() -> bool:
@@ -51,10 +54,21 @@ def hl(text: Any, bold: bool = False, color: str = "yellow") -> str:
     return str(_hl(text, bold=bold, color=color)) if debugging() else str(text)
 
 
+def hltype(value: Any) -> str:
+    return str(_hltype(value)) if debugging() else ""
+
+
+def hlval(value: Any, color: str = "white", bold: bool = True) -> str:
+    return str(_hlval(value, color=color, bold=bold)) if debugging() else ""
+
+
 def quiet_autobahn() -> None:
-    """Idempotent; autobahn's modules look both names up at each call."""
+    """Idempotent; autobahn's modules look these names up at each call."""
     _protocol.pformat = pformat
     _util.hl = hl
+    # The protocol module's own names: every frame sent formats two of them for a debug line.
+    _protocol.hltype = hltype
+    _protocol.hlval = hlval
 
 
 def tune_collector() -> None:

@@ -37,6 +37,9 @@ def test_autobahn_still_formats_its_debug_lines_with_the_names_replaced() -> Non
     assert "pformat(configAttrLog)" in made
     assert "hl(" in inspect.getsource(util.hltype)
     assert process_tuning._pformat is pprint.pformat
+    sent = inspect.getsource(protocol.WebSocketProtocol.sendData)
+    assert "hltype(self.sendData)" in sent
+    assert "hlval(self.peer)" in sent
 
 
 @pytest.mark.usefixtures("log_level")
@@ -45,9 +48,15 @@ def test_debug_formatting_is_done_only_while_debug_is_logged() -> None:
     log.set_global_log_level("info")
     assert protocol.pformat([("a", 1)]) == ""
     assert util.hlval("plain") == "plain"  # no colour codes
+    assert protocol.hltype(test_debug_formatting_is_done_only_while_debug_is_logged) == ""
+    assert protocol.hlval(42) == ""
     log.set_global_log_level("debug")
     assert protocol.pformat([("a", 1)]) == "[('a', 1)]"
     assert "\x1b[" in util.hlval("coloured")
+    assert "debug_formatting" in protocol.hltype(
+        test_debug_formatting_is_done_only_while_debug_is_logged
+    )
+    assert "42" in protocol.hlval(42)
 
 
 def test_the_collector_leaves_what_was_loaded_alone_and_collects_less_often() -> None:
