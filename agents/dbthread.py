@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import connections
 
 from agents.loops import per_loop
 
@@ -77,7 +77,11 @@ def _check_connection() -> None:
     now = time.monotonic()
     if now - _checked >= CHECK_EVERY:
         _checked = now
-        close_old_connections()
+        for connection in connections.all(initialized_only=True):
+            # Django's close_old_connections, but never inside a transaction: there it would
+            # close the connection under the transaction (a test's, run on this thread).
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()
 
 
 def _run_all(batch: list[Callable[[], Any]]) -> list[Outcome]:
