@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from devtools.tabs import Socket, Tab
 
@@ -16,3 +19,15 @@ class LiveTab(Tab):
     @property
     def ws(self) -> ClientConnection | None:
         return self.connection.ws if isinstance(self.connection, Socket) else None
+
+
+async def drain_and_close(*tabs: Tab) -> None:
+    """Close the tabs, each after reading what it has left. A tab that stopped reading has over
+    16 frames queued, and websockets' flow control has paused its socket's reading: it would
+    not see the server's close frame (or a killed server's end of stream) and close() would
+    wait out its 10 s close_timeout."""
+    for tab in tabs:
+        with suppress(TimeoutError, ConnectionClosed):
+            while True:
+                await tab.recv(0.1)
+        await tab.close()

@@ -9,14 +9,13 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 
 import pytest
-from websockets.exceptions import ConnectionClosed
 
 from agents.models import Item
 from devtools.page import Page
 from simulator import context_hash
 from tests.cluster import Cluster, items, migrated_template, steps
 from tests.liveserver import Browser, session_id
-from tests.livetab import LiveTab
+from tests.livetab import LiveTab, drain_and_close
 from tests.services import REDIS_URL, PrivateRedis
 from tests.simserver import SimServer
 
@@ -103,18 +102,6 @@ def ids(connections: list[dict[str, object]]) -> set[object]:
     return {c["id"] for c in connections}
 
 
-async def close(*tabs: LiveTab) -> None:
-    """Close the tabs, each after reading what it has left. A tab that stopped reading has over
-    16 frames queued, and websockets' flow control has paused its socket's reading: it would
-    not see the server's close frame (or a killed server's end of stream) and close() would
-    wait out its 10 s close_timeout."""
-    for tab in tabs:
-        with suppress(TimeoutError, ConnectionClosed):
-            while True:
-                await tab.recv(0.1)
-        await tab.close()
-
-
 async def test_two_tabs_on_two_processes_follow_one_run_token_for_token(site: Cluster) -> None:
     cluster = site
     before = ids(websocket_connections(cluster.upstream))
@@ -145,7 +132,7 @@ async def test_two_tabs_on_two_processes_follow_one_run_token_for_token(site: Cl
     assert owner.page.texts() == follower.page.texts() == plain_texts(rows)
     # One upstream socket for the session, however many processes show it.
     assert len(websocket_connections(cluster.upstream, before)) == 1
-    await close(owner, follower)
+    await drain_and_close(owner, follower)
 
 
 def check_page(page: Page, rows: list[dict[str, object]]) -> None:
@@ -191,7 +178,7 @@ async def test_a_tab_reconnecting_at_random_points_shows_exactly_the_transcript(
                 break
             await tab.recv()
     await tab.until_page(lambda page: page.busy is False)
-    await close(tab)
+    await drain_and_close(tab)
     rows = items(cluster, sid)
     assert all(row["status"] == "completed" for row in rows)
     for page in seen:
@@ -200,7 +187,7 @@ async def test_a_tab_reconnecting_at_random_points_shows_exactly_the_transcript(
     assert landed >= RECONNECTS / 2, f"most reconnects should land mid-stream: {landed}"
     final = await LiveTab(cluster.servers[1].base_url, sid, cookie).open()
     assert final.page.texts() == plain_texts(rows)
-    await close(final)
+    await drain_and_close(final)
 
 
 async def test_killing_the_owner_mid_run_hands_the_session_over_within_the_lease(
@@ -235,7 +222,7 @@ async def test_killing_the_owner_mid_run_hands_the_session_over_within_the_lease
 
     await follower.send("/chat 20 and after the crash")
     await follower.until_idle()
-    await close(owner, follower)
+    await drain_and_close(owner, follower)
     rows = items(cluster, sid)
     assert [row["status"] for row in rows] == ["completed", "interrupted", "completed", "completed"]
     # A new upstream socket, started with the whole context; the upstream's context for the
@@ -307,6 +294,6 @@ async def test_a_redis_restart_mid_run_interrupts_the_run_and_everything_recover
         assert [row["status"] for row in rows][2:] == ["completed", "completed"]
         for each in tabs:  # the first tabs follow the new run too
             await each.until_page(lambda page: len(page.blocks) == 4)
-        await close(*tabs, fresh)
+        await drain_and_close(*tabs, fresh)
     finally:
         redis.stop()

@@ -23,7 +23,6 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -32,7 +31,6 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from agents.models import Item
 from devtools.page import Page
@@ -40,6 +38,7 @@ from devtools.processes import BIN, ROOT, Child, child_env, free_port, manage, r
 from devtools.tabs import Socket, Tab
 from tests.cluster import database_url, drop_database, new_database_name
 from tests.liveserver import ADDRESS_QUOTAS, Browser, session_id
+from tests.livetab import drain_and_close
 from tests.services import POSTGRES_URL, REDIS_URL, require_nginx, require_postgres, require_redis
 from tests.simserver import SimServer
 
@@ -303,16 +302,6 @@ def test_pages_reach_both_processes_and_nginx_serves_the_static_files(site: Site
     # nginx read them itself: no process saw one (with DEBUG off they would answer 404).
     statics = [e for p in site.processes for e in p.entries() if e[1].startswith("/static/")]
     assert not statics, statics
-
-
-async def drain_and_close(*tabs: SiteTab) -> None:
-    """Close the tabs, each after reading what it has left (a tab that stopped reading may have
-    its socket paused by flow control, and would not see the close frame)."""
-    for tab in tabs:
-        with suppress(TimeoutError, ConnectionClosed):
-            while True:
-                await tab.recv(0.1)
-        await tab.close()
 
 
 async def test_tabs_through_nginx_on_both_processes_each_stream_the_whole_run(site: Site) -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
+from agents.models import Step
 from simulator import Simulator, SimulatorConfig
 from tests.simserver import free_port
 
@@ -95,3 +97,21 @@ async def serve(config: SimulatorConfig) -> Served:
             task.result()
         await asyncio.sleep(0.005)
     raise AssertionError("the in-process simulator did not start")
+
+
+def step(**fields: Any) -> Step:
+    """A step's record, not saved: a completed delta on a reused socket, unless ``fields``
+    say otherwise."""
+    values: dict[str, Any] = {
+        "mode": "delta",
+        "socket": "reused",
+        "status": "completed",
+        "bytes_sent": 1234,
+        "ttft_ms": 42.0,
+        "duration_ms": 310.0,
+        "input_tokens": 900,
+        "cached_tokens": 800,
+        "output_tokens": 55,
+        "started_ms": 0.0,
+    }
+    return Step(**{**values, **fields})

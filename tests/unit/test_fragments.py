@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 from django.template.loader import render_to_string
 
-from agents.models import Step
 from playground import fragments
+from tests.unit.helpers import step
 
 PAGE = "playground/session.html"
 
 STEPS: list[dict[str, Any]] = [
     {},
+    {"ttft_ms": None, "duration_ms": 7.25, "turn_position": 4, "started_ms": 2.5},
     {"mode": "delta", "route": "delta", "socket": "reused", "ttft_ms": 0.5},
     {"mode": "create", "route": "full", "lane": "l3", "ttft_ms": 2.5, "duration_ms": 1234.5},
     {"mode": "delta", "route": "lane", "status": "failed", "retries": 1, "tool_ms": 0.4},
@@ -24,19 +25,6 @@ STEPS: list[dict[str, Any]] = [
     {"model": "gpt-5", "input_tokens": 120_000, "cached_tokens": 100_000, "output_tokens": 900},
     {"mode": "create", "lane": 'l"<&>', "turn_position": None, "started_ms": 999_999.5},
 ]
-
-
-def step(**fields: Any) -> Step:
-    defaults: dict[str, Any] = {
-        "mode": "create",
-        "socket": "fresh",
-        "status": "completed",
-        "bytes_sent": 1412,
-        "duration_ms": 7.25,
-        "turn_position": 4,
-        "started_ms": 15.5,
-    }
-    return Step(**{**defaults, **fields})
 
 
 @pytest.mark.parametrize("fields", STEPS)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
-from typing import Any
 
 import pytest
 
-from agents.models import Item, Step
+from agents.models import Item
 from agents.run.events import (
     CallResolved,
     CallWaiting,
@@ -25,6 +24,7 @@ from agents.run.events import (
     TurnStarted,
 )
 from playground.render import event_html, viewer_event_html, waterfall
+from tests.unit.helpers import step
 
 pytestmark = pytest.mark.unit
 
@@ -35,22 +35,6 @@ def message(role: str, text: str, position: int = 3, status: str = "completed") 
     kind = "input_text" if role == "user" else "output_text"
     data = {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
     return Item(position=position, data=data, status=status)
-
-
-def step(**fields: Any) -> Step:
-    values: dict[str, Any] = {
-        "mode": "delta",
-        "socket": "reused",
-        "status": "completed",
-        "bytes_sent": 1234,
-        "ttft_ms": 42.0,
-        "duration_ms": 310.0,
-        "input_tokens": 900,
-        "cached_tokens": 800,
-        "output_tokens": 55,
-        "started_ms": 0.0,
-    }
-    return Step(**{**values, **fields})
 
 
 class Elements(HTMLParser):
