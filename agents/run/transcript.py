@@ -32,12 +32,6 @@ async def branch(session: Session) -> tree.Branch:
     return await dbthread.call(branch_now, session)
 
 
-def context_now(session: Session, path: tuple[int, ...] | None = None) -> list[ItemData]:
-    """The items the upstream must see on the session's branch (or ``path``), in order: the
-    branch minus unusable partials (synchronous: on the database thread)."""
-    return [data for data, _ in _context_rows(session, path)]
-
-
 def _context_rows(session: Session, path: tuple[int, ...] | None) -> list[tuple[ItemData, Any]]:
     """Each context item on the branch (or ``path``), in order, with its step's id."""
     if path is None:
@@ -87,18 +81,6 @@ def context_and_stored_now(
     return [data for data, _ in rows], _stored(session, rows)
 
 
-async def context(session: Session, path: tuple[int, ...] | None = None) -> list[ItemData]:
-    return await dbthread.call(context_now, session, path)
-
-
-def unanswered_calls_now(
-    session: Session, position: int, tip: int | None, path: tuple[int, ...]
-) -> list[Item]:
-    """An error output for each call on the branch (``path``, ending at ``tip``) that has none,
-    from ``position`` on, not saved yet (synchronous: on the database thread)."""
-    return repairs(session, position, tip, _unanswered(context_now(session, path)))
-
-
 def repairs(session: Session, position: int, tip: int | None, missing: list[str]) -> list[Item]:
     """An error output, from ``position`` on and not saved yet, for each call in ``missing``;
     each follows the one before it.
@@ -114,21 +96,6 @@ def repairs(session: Session, position: int, tip: int | None, missing: list[str]
     return made
 
 
-async def answer_unanswered_calls(session: Session, position: int, tip: int | None) -> list[Item]:
-    """:func:`unanswered_calls_now` on the session's current branch, from async code."""
-
-    def now() -> list[Item]:
-        return unanswered_calls_now(session, position, tip, branch_now(session).path)
-
-    return await dbthread.call(now)
-
-
-def stored_parent_now(session: Session, path: tuple[int, ...] | None) -> Stored | None:
-    """The branch's latest response stored upstream, and how many of the branch's context items
-    it holds: what a fork can chain from by id when no socket caches its parent."""
-    return _stored(session, _context_rows(session, path))
-
-
 def _stored(session: Session, rows: list[tuple[ItemData, Any]]) -> Stored | None:
     steps = {step_id for _, step_id in rows if step_id is not None}
     if not steps:
@@ -141,10 +108,6 @@ def _stored(session: Session, rows: list[tuple[ItemData, Any]]) -> Stored | None
         if step_id in stored and data.get("type") != "function_call_output":
             return Stored(stored[step_id], index + 1)
     return None
-
-
-async def stored_parent(session: Session, path: tuple[int, ...] | None) -> Stored | None:
-    return await dbthread.call(stored_parent_now, session, path)
 
 
 def output(call_id: str, text: str) -> ItemData:
@@ -226,11 +189,3 @@ def new_step(
         lane=metrics.lane,
         stored=metrics.stored,
     )
-
-
-async def record_step(
-    session: Session, metrics: StepMetrics, response_id: str, status: str
-) -> Step:
-    step = new_step(session, metrics, response_id, status)
-    await step.asave()
-    return step
