@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast lint types pytest pytest-sqlite pytest-postgres simulator migrate clean \
+.PHONY: run dev collectstatic test test-fast lint types pytest pytest-sqlite pytest-postgres simulator migrate clean \
 	bench staff screenshots
 
 $(BIN)/python:
@@ -21,14 +21,26 @@ $(VENV)/.dev: $(VENV)/.run
 	$(BIN)/pip install --quiet --group dev
 	@touch $@
 
-migrate: $(VENV)/.run
+# After collectstatic: with DEBUG off, the system checks refuse to go on without the collected
+# static files (playground.E004).
+migrate: collectstatic
 	$(BIN)/python manage.py migrate --no-input --verbosity 0
 
-# A listen backlog of 4,096 (Twisted's default is 50): a storm of connects is not left to the kernel's
-# SYN retries (docs/benchmarks.md).
+# DEBUG is off: static files are collected (hashed, compressed) into STATIC_ROOT first, and a
+# SECRET_KEY is made and kept in DATA_DIR when none is set. WORKERS=N: N daphne processes on one
+# socket under supervisord (default: the cores when REDIS_URL is set, else one process with
+# everything in memory); playground/serving.py, docs/deployment.md.
+WORKERS ?=
 run: migrate
-	@echo "Agent playground: http://$(HOST):$(PORT)/  (simulator at http://$(HOST):$(PORT)/v1/responses)"
-	PORT=$(PORT) $(BIN)/daphne --endpoint tcp:port=$(PORT):interface=$(subst :,\:,$(HOST)):backlog=4096 --websocket-max-message-size 67108864 --websocket-max-frame-size 67108864 playground.asgi:application
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT) $(if $(WORKERS),--workers $(WORKERS))
+
+# Development: DEBUG on (Django's error pages, static files straight from static/, unhashed) and
+# the code reloaded when it changes. Never on an address others can reach.
+dev: migrate
+	DEBUG=true PORT=$(PORT) $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+collectstatic: $(VENV)/.run
+	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 
 # A staff account for the admin and the session inspector (docs/sharing-and-inspector.md).
 staff: migrate
@@ -79,7 +91,7 @@ screenshots: $(VENV)/.dev
 # The benchmark suite (docs/benchmarks.md): a quarter of an hour; SCENARIOS="token-latency ..."
 # picks some. It writes its results page, docs/benchmark-results.md, the raw figures to bench.json,
 # and the scaling curve and chart (docs/scaling.md) to docs/img/scale.json and scale.svg.
-bench: $(VENV)/.run
+bench: collectstatic
 	BENCH_SCALE_OUT=docs/img $(BIN)/python manage.py bench --json bench.json --markdown docs/benchmark-results.md $(SCENARIOS)
 
 clean:

@@ -26,6 +26,8 @@ class Sizes:
     resume_tokens: int = 3_000  # tokens of each reply they land in
     resume_rate: float = 1_000.0  # its tokens per second
     resume_turns: int = 4  # replies per session (then a new one: the transcript stays short)
+    restart_sessions: int = 20  # tabs streaming through a rolling restart (restart)
+    restart_tokens: int = 400  # tokens of each of their replies (seconds, at profile realistic)
     settle: float = 1.0  # seconds a crowd idles before its server's memory is read
     scale_steps: tuple[int, ...] = (50, 100, 200, 400, 800)  # streaming sessions per step (scale)
     # Tokens a step of scale streams in all, at most: each session streams stream_tokens, or
@@ -57,6 +59,8 @@ SMOKE = Sizes(
     idle_sessions=8,
     idle_seconds=2.0,
     resume_reconnects=8,
+    restart_sessions=4,
+    restart_tokens=60,
     resume_tokens=400,
     resume_turns=2,
     settle=0.2,

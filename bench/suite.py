@@ -14,6 +14,7 @@ from bench.fork import fork
 from bench.idle import idle_tabs
 from bench.overhead import overhead_realistic, overhead_zero, ws_vs_http
 from bench.race import race
+from bench.restart import restart
 from bench.results import Row, machine, not_run, summary
 from bench.resume import resume
 from bench.scale import concurrency, concurrency_two_processes
@@ -61,6 +62,8 @@ def scenarios() -> dict[str, Scenario]:
         Scenario("connect-storm-busy", "the same while another process spins a core",
                  connect_storm_busy),
         Scenario("scale", "streaming sessions stepped 50 to 800, one process and two", scale),
+        Scenario("restart", "a rolling restart of two processes while 20 sessions stream",
+                 restart),
     ]  # fmt: skip
     return {scenario.name: scenario for scenario in listed}
 

@@ -21,13 +21,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools.static import collected_static
+from playground import serving
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SETTINGS_MODULE = "playground.settings"  # what manage.py and playground/asgi.py default to
-# `make run`: a listen backlog the size of a connect storm (Twisted's default is 50, and connects
-# beyond it wait for the kernel to retry them, 1 s, 3 s, 7 s later), and 64 MiB messages.
-LISTEN_BACKLOG = 4096
-MAX_WS_BYTES = 64 * 1024 * 1024
 # What a developer's shell (or the test process) may carry that would point a child somewhere
 # else: its database, its channel layer, its upstream and key (OPENAI_API_KEY, ..._FILE,
 # UPSTREAM_BASE_URL, UPSTREAM_MODEL, ...). A caller sets what it wants back explicitly.
@@ -57,6 +56,8 @@ def child_env(**overrides: str) -> dict[str, str]:
         **kept,
         "PYTHONUNBUFFERED": "1",
         "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
+        # DEBUG is off, as in `make run`: pages need the collected, hashed static files.
+        "STATIC_ROOT": str(collected_static()),
         **overrides,
     }
 
@@ -67,18 +68,10 @@ def manage(*args: str) -> list[str]:
 
 
 def daphne_argv(port: int, *options: str, host: str = "127.0.0.1") -> list[str]:
-    """daphne serving the playground exactly as ``make run`` starts it; ``options`` go before the
-    application (e.g. ``--websocket_connect_timeout 2``). Give the child ``PORT`` too, as
-    ``make run`` does."""
-    interface = host.replace(":", r"\:")  # the Makefile's $(subst :,\:,$(HOST))
-    return [
-        str(BIN / "daphne"),
-        *("--endpoint", f"tcp:port={port}:interface={interface}:backlog={LISTEN_BACKLOG}"),
-        *("--websocket-max-message-size", str(MAX_WS_BYTES)),
-        *("--websocket-max-frame-size", str(MAX_WS_BYTES)),
-        *options,
-        "playground.asgi:application",
-    ]
+    """daphne serving the playground exactly as ``make run`` starts one process
+    (playground/serving.py); ``options`` go before the application (e.g.
+    ``--websocket_connect_timeout 2``). Give the child ``PORT`` too, as ``make run`` does."""
+    return serving.daphne_argv(BIN / "daphne", host, port, *options)
 
 
 def run(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path = ROOT) -> str:

@@ -12,11 +12,12 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from playground import process_tuning  # noqa: E402
+from playground import metrics_view, process_tuning, shutdown  # noqa: E402
 from playground.embedded import LoopbackOnly, embedded_simulator, for_simulator  # noqa: E402
 from playground.origin import SameOriginOnly  # noqa: E402
 from playground.routing import websocket_urlpatterns  # noqa: E402
 from playground.socket_auth import DeferredAuthMiddlewareStack  # noqa: E402
+from playground.static_files import StaticFiles  # noqa: E402
 from simulator.asgi import Receive, Scope, Send  # noqa: E402
 
 simulator = embedded_simulator()
@@ -24,7 +25,7 @@ simulator_application = LoopbackOnly(simulator)
 
 playground_application = ProtocolTypeRouter(
     {
-        "http": django_application,
+        "http": StaticFiles(django_application),
         # The user is loaded after the handshake (playground.socket_auth): a storm of
         # connects must not keep handshakes waiting on the database.
         "websocket": SameOriginOnly(DeferredAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
@@ -34,6 +35,8 @@ playground_application = ProtocolTypeRouter(
 
 # Last: what is loaded by now lives as long as the process (see the module).
 process_tuning.tune()
+shutdown.install()
+metrics_view.serve_on_own_port()
 
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from playground import static_files
+
 UPSTREAM_PROBE_TIMEOUT = 3.0
 
 
@@ -26,18 +28,22 @@ def check_channel_layer(**kwargs: Any) -> list[CheckMessage]:
     return []
 
 
-@register(Tags.security, deploy=True)
-def check_secret_key(**kwargs: Any) -> list[CheckMessage]:
-    if settings.SECRET_KEY == settings.DEFAULT_SECRET_KEY and not settings.DEBUG:
-        return [
-            Error(
-                "SECRET_KEY is the development default while DEBUG is off.",
-                hint="Set SECRET_KEY to a long random value (python -c 'import secrets; "
-                "print(secrets.token_urlsafe(50))').",
-                id="playground.E002",
-            )
-        ]
-    return []
+@register(Tags.compatibility)
+def check_static_files(**kwargs: Any) -> list[CheckMessage]:
+    """Pages name static files by their hashed names, which only collectstatic's manifest knows:
+    without it, with DEBUG off, every page is a 500. (Not tagged ``staticfiles``: collectstatic
+    runs those checks, and must not be stopped by this one.)"""
+    backend = str(settings.STORAGES["staticfiles"]["BACKEND"])
+    if settings.DEBUG or "Manifest" not in backend or static_files.collected():
+        return []
+    return [
+        Error(
+            f"DEBUG is off and STATIC_ROOT ({settings.STATIC_ROOT}) holds no collected static "
+            "files.",
+            hint="Run `manage.py collectstatic --no-input` (make run does) after each upgrade.",
+            id="playground.E004",
+        )
+    ]
 
 
 @register("upstream", deploy=True)

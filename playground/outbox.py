@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
+from agents.metrics import OUTBOX_RESYNCS
 from agents.run.events import RunEvent, TextDelta
 from playground import render
 from playground.protocol import ACK_WINDOW
@@ -97,6 +98,7 @@ class Outbox:
         self._bytes += size
         if (len(self._pending) > LIMIT or self._bytes > LIMIT_BYTES) and not self._overflowed:
             self._overflowed = True
+            OUTBOX_RESYNCS.inc()
             self._overflow()
         self._wake()
 

@@ -22,13 +22,41 @@ from playground.env import (
     env_secret,
     env_str,
 )
+from playground.secret_key import kept_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEFAULT_SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
-SECRET_KEY = env_str("SECRET_KEY", DEFAULT_SECRET_KEY)
-DEBUG = env_bool("DEBUG", True)
+# What the processes of one site keep on disk: the generated secret key (playground/secret_key.py).
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data")))
+# Set, or read from SECRET_KEY_FILE, or made on first start and kept in DATA_DIR/secret_key.
+SECRET_KEY = env_secret("SECRET_KEY") or kept_secret_key(DATA_DIR)
+# Off unless asked for (`make dev`): Django's debug pages list every URL pattern to a stranger.
+DEBUG = env_bool("DEBUG", False)
+# A request for any other host is refused with 400 and a log line naming this variable
+# (playground/errors.py).
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+
+# Behind a proxy that terminates TLS (deploy/nginx.conf): the scheme comes from its
+# X-Forwarded-Proto (which it must set, overwriting the client's), cookies are sent over HTTPS
+# only, plain HTTP is redirected, and browsers are told to stay on HTTPS for HSTS_SECONDS
+# (start small; browsers remember it). `manage.py check --deploy` is clean with it.
+HTTPS = env_bool("HTTPS", False)
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # A balancer's probes come over plain HTTP from inside.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 3600)
+    # HSTS for every subdomain, and the browsers' preload list, bind the whole domain (for
+    # months, past any undo): its owner's decision, off unless set. Off, Django's deploy checks
+    # for them (W005, W021) have nothing to say.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", False)
+    SILENCED_SYSTEM_CHECKS = [
+        *([] if SECURE_HSTS_INCLUDE_SUBDOMAINS else ["security.W005"]),
+        *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
+    ]
 
 INSTALLED_APPS = [
     "daphne",
@@ -45,6 +73,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: its line has the status the client got and the time every other one took.
+    "playground.access_log.access_log",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -125,6 +155,12 @@ if REDIS_URL:
                     }
                 ],
                 "capacity": 1_000,
+                # Every browser socket of a process receives through one Redis list (its
+                # channels are "specific.<process>!<socket>"), so a channel's capacity is the
+                # whole process's: when a restart moves another process's tabs here, a second's
+                # fan-out for all of them must fit, or batches are dropped and tabs stall until
+                # they resync (bench restart).
+                "channel_capacity": {"specific.*": 20_000},
             },
         }
     }
@@ -136,8 +172,18 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# `manage.py collectstatic` (make run does it) copies every static file, the admin's and
+# django-htmx's too, into STATIC_ROOT under hashed names with gzip copies; the process serves
+# them with far-future cache headers (playground/static_files.py, WhiteNoise), or nginx does from
+# the same folder. Nothing is read from site-packages at run time. With DEBUG on, files are
+# found where they are, unhashed, and re-read on each request.
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The embedded simulator, mounted at /v1/ in this process (the default upstream).
@@ -201,6 +247,10 @@ PREWARM_BACKLOG = env_int("PREWARM_BACKLOG", 2_000)
 # renewed every third of LEASE_SECONDS; another process takes over at most this long after the
 # owner died. Tabs on other processes get the feed in batches, one per FANOUT_INTERVAL_MS.
 LEASE_SECONDS = env_float("LEASE_SECONDS", 10.0)
+# SIGTERM (a restart): how long a process lets its runs in flight finish, its tabs already
+# reconnected elsewhere, before it halts them as interrupted and exits (playground/shutdown.py).
+# Keep it below the process manager's stop timeout (deploy/: 60 s).
+SHUTDOWN_GRACE_SECONDS = env_float("SHUTDOWN_GRACE_SECONDS", 30.0)
 FANOUT_INTERVAL_MS = env_int("FANOUT_INTERVAL_MS", 25)
 
 # Built-in tools: the hosts http_get may fetch (none by default), the output and time limits.
@@ -244,13 +294,46 @@ MAX_FRAME_BYTES = 1024 * 1024
 # a clear error before it is parsed: deeper values overflow the parser and what walks them.
 MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 64)
 
+# /metrics (playground/metrics_view.py) answers logged-in staff and, without a login, requests
+# from these client addresses (a Prometheus scraper's, e.g. 127.0.0.1) made straight to this
+# process, not through a proxy; anyone else gets 404. Empty: staff only.
+METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES", [])
+# Processes sharing one listening socket (make run WORKERS=N, deploy/) cannot be scraped one by
+# one through it: with METRICS_PORT set, each also serves its metrics on 127.0.0.1, port
+# METRICS_PORT + PLAYGROUND_PROCESS (its number, which supervisord and the systemd unit set).
+METRICS_PORT = env_int("METRICS_PORT", 0)
+PLAYGROUND_PROCESS = env_int("PLAYGROUND_PROCESS", 0)
+if HTTPS:  # a scraper comes straight to the process over plain HTTP: not redirected
+    SECURE_REDIRECT_EXEMPT.append(r"^metrics$")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "playground.logging.RedactSecrets"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
+    "filters": {
+        "session": {"()": "playground.logging.SessionContext"},
+        "redact": {"()": "playground.logging.RedactSecrets"},
+    },
+    # LOG_FORMAT=json: one JSON object per line (playground/logging.py).
+    "formatters": {
+        "console": {
+            "()": "playground.logging.console_formatter",
+            "kind": env_choice("LOG_FORMAT", "text", ("text", "json")),
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["session", "redact"],
+            "formatter": "console",
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # At DEBUG these log the upstream handshake's headers, Authorization included: never below
     # INFO, whatever LOG_LEVEL says.
-    "loggers": {name: {"level": "INFO"} for name in ("websockets", "openai", "httpx", "httpcore")},
+    "loggers": {
+        **{name: {"level": "INFO"} for name in ("websockets", "openai", "httpx", "httpcore")},
+        # A refused Host gets one warning line naming ALLOWED_HOSTS (playground/errors.py), not
+        # Django's ERROR with a traceback for every scanner that tries one.
+        "django.security.DisallowedHost": {"level": "CRITICAL"},
+    },
 }

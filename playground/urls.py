@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
-from playground import compare_views, forking, share_views, sidebar, views
+from playground import compare_views, forking, health, metrics_view, share_views, sidebar, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -41,10 +40,13 @@ urlpatterns = [
     # A link is /s/#<token>: the fragment never reaches a server, so no access log holds it.
     path("s/", share_views.share_view, name="share-view"),
     path("s/<str:token>/", share_views.share_old_link, name="share-old-link"),
+    path("metrics", metrics_view.metrics, name="metrics"),  # Prometheus's default path
+    # A balancer's probes (docs/operations.md), without a slash as balancers write them.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     # Before the admin's own URLs, which would answer 404 for these.
     path("admin/inspector/", include("playground.inspector.urls")),
     path("admin/", admin.site.urls),
 ]
 
-# Serves static files when DEBUG is on (make run); production serves them from the proxy.
-urlpatterns += staticfiles_urlpatterns()
+handler400 = "playground.errors.bad_request"

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from asgiref.sync import SyncToAsync
+from django.conf import settings
 from django.db import connections
 from openai import AsyncOpenAI, OpenAI
 from playwright.sync_api import Browser, sync_playwright
@@ -14,6 +16,7 @@ from agents.live.registry import RUNNERS
 from agents.live.runner import SessionRunner
 from agents.upstream.clients import close_clients
 from devtools.processes import child_env, manage, run
+from devtools.static import collected_static
 from playground import quotas
 from simulator import Simulator, SimulatorConfig
 from tests.services import CHROMIUM, require_chromium
@@ -22,6 +25,11 @@ from tests.simserver import SimServer
 # Marks each test unit, integration or e2e (make test-fast runs the unit ones); guards the
 # PostgreSQL pass.
 pytest_plugins = ["tests.markers"]
+
+# Pages rendered in this process name their static files by hashed name, as a served process
+# does (DEBUG is off): from the collected files every child serves too.
+settings.STATIC_ROOT = collected_static()
+os.environ["STATIC_ROOT"] = str(settings.STATIC_ROOT)  # and the commands tests start (bench)
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import pytest
 from django.core.checks import Error, Warning, run_checks
 from django.core.exceptions import ImproperlyConfigured
 
+from devtools.static import collected_static
 from playground import checks, env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # Every variable the settings read, removed from the child's environment before a case sets its own.
 SETTINGS_VARIABLES = (
     "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "DATA_DIR",
+    "STATIC_ROOT",
+    "HTTPS",
+    "HSTS_SECONDS",
+    "HSTS_INCLUDE_SUBDOMAINS",
+    "HSTS_PRELOAD",
     "DEBUG",
     "ALLOWED_HOSTS",
     "LOG_LEVEL",
@@ -297,30 +307,26 @@ def test_the_redis_layer_is_fine_without_debug(settings: Any) -> None:
     assert checks.check_channel_layer() == []
 
 
-def test_the_default_secret_key_without_debug_is_a_deploy_error(settings: Any) -> None:
+def test_uncollected_static_files_without_debug_are_an_error(settings: Any, tmp_path: Path) -> None:
     settings.DEBUG = False
-    settings.SECRET_KEY = settings.DEFAULT_SECRET_KEY
-    [message] = checks.check_secret_key()
-    assert message.id == "playground.E002"
+    settings.STATIC_ROOT = tmp_path  # empty: collectstatic never ran
+    [message] = checks.check_static_files()
+    assert message.id == "playground.E004"
     assert isinstance(message, Error)
-    assert "playground.E002" in ids(run_checks(include_deployment_checks=True, tags=["security"]))
-    # Only with deploy checks: `manage.py check` and runserver stay quiet.
-    assert "playground.E002" not in ids(run_checks(tags=["security"]))
+    assert "collectstatic" in (message.hint or "")
+    assert "playground.E004" in ids(run_checks(tags=["compatibility"]))
 
 
-def test_the_default_secret_key_is_fine_in_debug(settings: Any) -> None:
-    settings.DEBUG = True
-    settings.SECRET_KEY = settings.DEFAULT_SECRET_KEY
-    assert checks.check_secret_key() == []
+def test_uncollected_static_files_are_fine_in_debug(settings: Any, tmp_path: Path) -> None:
+    settings.DEBUG = True  # files are found where they are, unhashed
+    settings.STATIC_ROOT = tmp_path
+    assert checks.check_static_files() == []
 
 
-def test_a_real_secret_key_is_fine(settings: Any) -> None:
+def test_collected_static_files_are_fine(settings: Any) -> None:
     settings.DEBUG = False
-    settings.SECRET_KEY = "a-long-random-production-secret-" + "x" * 40
-    assert checks.check_secret_key() == []
-    assert "playground.E002" not in ids(
-        run_checks(include_deployment_checks=True, tags=["security"])
-    )
+    settings.STATIC_ROOT = collected_static()
+    assert checks.check_static_files() == []
 
 
 @pytest.fixture
@@ -367,21 +373,53 @@ def test_the_embedded_simulator_is_not_probed(settings: Any, closed_port: int) -
     assert checks.check_upstream_reachable() == []
 
 
-def test_check_deploy_reports_the_default_secret_key() -> None:
-    result = run_python(["manage.py", "check", "--deploy"], DEBUG="false")
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    assert "playground.E002" in output
-    assert "playground.W001" in output
-    assert "playground.W003" not in output  # the embedded simulator is not probed
+def documented_environment() -> dict[str, str]:
+    """The production environment file of docs/deployment.md's step 1."""
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    for block in re.findall(r"```ini\n(.*?)```", text, re.S):
+        if "ALLOWED_HOSTS=" in block:
+            return dict(line.strip().split("=", 1) for line in block.splitlines() if "=" in line)
+    raise AssertionError("docs/deployment.md shows no environment file")
 
 
-def test_check_deploy_passes_the_secret_key_check_with_a_real_key() -> None:
+def test_check_deploy_is_clean_with_the_documented_production_settings(
+    tmp_path: Path, open_port: int
+) -> None:
+    """The doc's environment as is, but for what only exists on the server: the secret files
+    (made here as the doc says), the upstream (here a port that accepts), and STATIC_ROOT
+    filled by collectstatic (step 2)."""
+    environment = documented_environment()
+    assert environment["HTTPS"] == "true"
+    assert "DEBUG" not in environment
+    secret_key, openai_key = tmp_path / "secret-key", tmp_path / "openai-key"
+    secret_key.write_text(secrets.token_urlsafe(50) + "\n")
+    openai_key.write_text("sk-test\n")
     result = run_python(
-        ["manage.py", "check", "--deploy"],
-        DEBUG="false",
-        SECRET_KEY="a-long-random-production-secret-" + "x" * 40,
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        **{
+            **environment,
+            "SECRET_KEY_FILE": str(secret_key),
+            "OPENAI_API_KEY_FILE": str(openai_key),
+            "UPSTREAM_BASE_URL": f"http://127.0.0.1:{open_port}/v1",
+            "STATIC_ROOT": str(collected_static()),
+            "DATA_DIR": str(tmp_path / "data"),
+        },
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert "playground.E002" not in output
+    assert "System check identified no issues" in output, output
+    assert not (tmp_path / "data" / "secret_key").exists()  # the file's key, none made
+
+
+def test_check_deploy_without_https_and_collectstatic_says_so(tmp_path: Path) -> None:
+    result = run_python(
+        ["manage.py", "check", "--deploy"],
+        STATIC_ROOT=str(tmp_path / "static"),
+        DATA_DIR=str(tmp_path / "data"),
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "playground.E004" in output
+    assert "playground.W001" in output  # no REDIS_URL
+    assert "security.W012" in output  # session cookie not HTTPS-only: HTTPS is off
+    assert "playground.W003" not in output  # the embedded simulator is not probed

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from devtools.processes import ROOT, child_env, daphne_argv
+from devtools.processes import BIN, ROOT, child_env, daphne_argv
 from devtools.tabs import own_origin
+from playground import serving
 
 
 def test_daphne_runs_with_the_command_line_of_make_run() -> None:
+    """`make run` starts `manage.py serve` (playground/serving.py), whose one-process command
+    line the children share; with WORKERS=2 the same options go to daphne through the config."""
     recipe = next(
-        line for line in (ROOT / "Makefile").read_text().splitlines() if "$(BIN)/daphne" in line
+        line for line in (ROOT / "Makefile").read_text().splitlines() if "manage.py serve" in line
     )
-    command = recipe.split("$(BIN)/daphne", 1)[1]
-    command = command.replace("$(PORT)", "8000").replace("$(subst :,\\:,$(HOST))", "127.0.0.1")
-    assert daphne_argv(8000)[1:] == command.split()
-    assert "interface=\\:\\:1:" in daphne_argv(8000, host="::1")[2]  # as the Makefile escapes it
+    assert "--host $(HOST) --port $(PORT)" in recipe
+    argv = daphne_argv(8000)
+    assert argv == serving.daphne_argv(BIN / "daphne", "127.0.0.1", 8000)
+    assert argv[1:3] == ["--endpoint", "tcp:port=8000:interface=127.0.0.1:backlog=4096"]
+    assert "interface=\\:\\:1:" in daphne_argv(8000, host="::1")[2]  # IPv6, escaped for Twisted
 
 
 def test_a_child_never_inherits_where_the_app_points(monkeypatch: pytest.MonkeyPatch) -> None:

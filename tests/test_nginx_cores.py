@@ -12,12 +12,12 @@ stdout): a line per request, ``WSCONNECTING <path>`` per socket.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import pwd
 import re
 import shlex
 import shutil
-import sysconfig
 import tempfile
 import urllib.request
 import uuid
@@ -35,6 +35,7 @@ from websockets.asyncio.client import connect
 from agents.models import Item
 from devtools.page import Page
 from devtools.processes import BIN, ROOT, Child, child_env, free_port, manage, run
+from devtools.static import collected_static
 from devtools.tabs import Socket, Tab
 from tests.cluster import database_url, drop_database, new_database_name
 from tests.liveserver import ADDRESS_QUOTAS, Browser, session_id
@@ -56,9 +57,8 @@ TABS = 4
 ACCESS_RE = re.compile(r'^\S+ - - \[[^]]+\] "(\S+) (\S*)"', re.M)
 ASSET_RE = re.compile(r'(?:src|href)="(/static/[^"?#]+)"')
 CONTENT_TYPES = {".js": {"application/javascript", "text/javascript"}, ".css": {"text/css"}}
-# Where the config's /static/ locations read, in its order (the checkout, django-htmx, the admin).
-SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
-STATIC_ROOTS = (ROOT, SITE_PACKAGES / "django_htmx", SITE_PACKAGES / "django/contrib/admin")
+# A hashed static name (collectstatic's manifest storage): nginx marks it cacheable for good.
+HASHED_RE = re.compile(r"\.[0-9a-f]{12}\.[a-z]+$")
 
 
 def documented_environment() -> dict[str, str]:
@@ -89,9 +89,8 @@ def site_config(ports: list[int], port: int, work: Path) -> str:
     site = re.sub(r"listen \[::\]:80;", "", site)
     site = re.sub(r"listen 80;", f"listen 127.0.0.1:{port};", site)
     site = re.sub(r"access_log\s+\S+", f"access_log {work / 'access.log'}", site)
-    venv = r"/srv/playground/\.venv/lib/python3\.\d+/site-packages"
-    site, found = re.subn(venv, str(SITE_PACKAGES), site)
-    assert found == 2, "the static locations no longer read django-htmx's and the admin's"
+    site, found = re.subn(r"/srv/playground/staticfiles/", f"{collected_static()}/", site)
+    assert found == 1, "the static location no longer reads STATIC_ROOT"
     return site.replace("/srv/playground", str(ROOT))
 
 
@@ -228,7 +227,10 @@ def site() -> Iterator[Site]:
         key_file = work / "openai-key"
         key_file.write_text(upstream.api_key + "\n")
         env = {
-            **documented_environment(),  # DEBUG=false, ALLOWED_HOSTS=playground.example.com
+            **documented_environment(),  # ALLOWED_HOSTS=playground.example.com, ...
+            # This nginx listens on plain HTTP: the doc's has TLS, and with HTTPS on every
+            # request would be redirected to https://.
+            "HTTPS": "false",
             "SECRET_KEY": "cores-test-" + uuid.uuid4().hex,
             "DATABASE_URL": database_url(database),
             "REDIS_URL": REDIS_URL,
@@ -266,12 +268,10 @@ def site() -> Iterator[Site]:
 
 
 def local_file(asset: str) -> Path:
-    """The file nginx's /static/ locations serve for ``asset``, in their order."""
-    for root in STATIC_ROOTS:
-        path = root / asset.lstrip("/")
-        if path.is_file():
-            return path
-    raise AssertionError(f"{asset} is in none of the static locations")
+    """The file in STATIC_ROOT that nginx serves for ``asset``."""
+    path = collected_static() / asset.removeprefix("/static/")
+    assert path.is_file(), f"{asset} is not in STATIC_ROOT"
+    return path
 
 
 def test_pages_reach_both_processes_and_nginx_serves_the_static_files(site: Site) -> None:
@@ -290,15 +290,24 @@ def test_pages_reach_both_processes_and_nginx_serves_the_static_files(site: Site
     assert all(served), served
 
     assets = sorted(set(ASSET_RE.findall(page)))
-    assert "/static/playground.js" in assets, assets
+    assert any(re.fullmatch(r"/static/playground\.[0-9a-f]{12}\.js", a) for a in assets), assets
     assert any(asset.startswith("/static/django_htmx/") for asset in assets), assets
     for asset in assets:
+        assert HASHED_RE.search(asset), asset  # every page names its files by hashed name
         with browser.opener.open(site.url + asset, timeout=10) as response:
             assert response.status == 200, asset
             assert response.headers["Server"].startswith("nginx/"), asset
             content_type = response.headers.get_content_type()
             assert content_type in CONTENT_TYPES[Path(asset).suffix], (asset, content_type)
+            # A year (nginx's `expires max` says ten), never revalidated.
+            cache = ", ".join(response.headers.get_all("Cache-Control") or [])
+            assert "max-age=315360000" in cache, (asset, cache)
+            assert "immutable" in cache, (asset, cache)
             assert response.read() == local_file(asset).read_bytes(), asset
+        compressed = urllib.request.Request(site.url + asset, headers={"Accept-Encoding": "gzip"})
+        with browser.opener.open(compressed, timeout=10) as response:
+            assert response.headers["Content-Encoding"] == "gzip", asset  # the .gz copy
+            assert gzip.decompress(response.read()) == local_file(asset).read_bytes(), asset
     # nginx read them itself: no process saw one (with DEBUG off they would answer 404).
     statics = [e for p in site.processes for e in p.entries() if e[1].startswith("/static/")]
     assert not statics, statics

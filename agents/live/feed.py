@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from django.conf import settings
 from agents.live import wire
 from agents.live.lease import lease_key
 from agents.live.store import KEY_PREFIX, redis_client
+from agents.metrics import FANOUT_BATCH_SECONDS
 from agents.run.events import Listener, Notice, RunEvent, TextDelta, decode, encode
 
 log = logging.getLogger(__name__)
@@ -193,6 +195,7 @@ class Relay:
         self.flushed = 0  # the last sequence number sent
         # In order: event lists (coalesced as they come) and heads.
         self._ops: list[list[Entry] | Head] = []
+        self._since: float | None = None  # when the oldest event not yet sent came (monotonic)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._on_lost: Callable[[], None] = lambda: None
@@ -208,6 +211,8 @@ class Relay:
     def push(self, seq: int, event: RunEvent) -> None:
         if not self._ops or isinstance(self._ops[-1], Head):
             self._ops.append([])
+            if self._since is None:  # per batch, not per delta
+                self._since = time.monotonic()
         batch = self._ops[-1]
         assert isinstance(batch, list)
         _append(batch, seq, event)
@@ -243,6 +248,7 @@ class Relay:
 
     async def _flush(self) -> None:
         ops, self._ops = self._ops, []
+        since, self._since = self._since, None
         for op in ops:
             try:
                 if isinstance(op, Head):
@@ -255,6 +261,8 @@ class Relay:
             if not written:
                 self._on_lost()
                 return
+        if since is not None:
+            FANOUT_BATCH_SECONDS.observe(time.monotonic() - since)
 
     async def _write_batch(self, entries: list[Entry]) -> bool:
         after, self.flushed = self.flushed, entries[-1].seq
@@ -276,7 +284,7 @@ class Relay:
         }
         layer = get_channel_layer()
         assert layer is not None
-        await layer.group_send(wire.session_group(self.session_id), dict(message))
+        await layer.group_send(wire.feed_group(self.session_id), dict(message))
         return True
 
     async def _write_head(self, head: Head, reset: bool = False) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 
 from django.conf import settings
 
@@ -35,7 +36,12 @@ class Follower:
         self.holder = holder  # the owner's lease value, read before the tabs read its log
         self.claim = claim  # starts a runner here if no process holds the lease
         self.forget = forget
+        self._woken = asyncio.Event()
         self._task = asyncio.create_task(self._watch())
+
+    def wake(self) -> None:
+        """The owner left (wire.OwnerLeft): look at the lease now."""
+        self._woken.set()
 
     def stop(self) -> None:
         self._task.cancel()
@@ -48,7 +54,9 @@ class Follower:
     async def _watch(self) -> None:
         interval = settings.LEASE_SECONDS / 3
         while True:
-            await asyncio.sleep(interval)
+            with suppress(TimeoutError):  # a beat, or the owner saying it left
+                await asyncio.wait_for(self._woken.wait(), interval)
+            self._woken.clear()
             try:
                 redis = redis_client()
                 await redis.set(local.presence_key(self.session_id), "1", px=int(interval * 3000))

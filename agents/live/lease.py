@@ -10,6 +10,7 @@ lease only keeps its bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from django.db.models import F
 from agents import dbthread, statements
 from agents.live.store import KEY_PREFIX, redis_client
 from agents.loops import per_loop
+from agents.metrics import LEASES_HELD
 from agents.models import Session
 from agents.run import transcript
 
@@ -148,15 +150,20 @@ class Renewals:
         self, session_id: str, holder: str, renewed: Callable[[], None], lost: Callable[[], None]
     ) -> None:
         until = time.monotonic() + settings.LEASE_SECONDS
+        if session_id not in self.held:
+            LEASES_HELD.inc()
         self.held[session_id] = Held(holder, renewed, lost, until)
         if self._task is None:
-            self._task = asyncio.create_task(self._sweep())
+            # The process's task, not the session's that started it: an empty context, so its
+            # log lines name no session (playground/logging.py's session_context).
+            self._task = asyncio.create_task(self._sweep(), context=contextvars.Context())
 
     def drop(self, session_id: str, holder: str) -> None:
         """Stop renewing ``holder``'s lease of the session (not a later holder's)."""
         held = self.held.get(session_id)
         if held is not None and held.holder == holder:
             del self.held[session_id]
+            LEASES_HELD.dec()
 
     async def _sweep(self) -> None:
         try:

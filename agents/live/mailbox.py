@@ -7,6 +7,7 @@ there, the mailbox runs the command on the runner and replies to the sender's ch
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import weakref
 from contextlib import suppress
@@ -36,7 +37,9 @@ async def mailbox() -> str:
         layer = get_channel_layer()
         assert layer is not None
         name = _mailboxes[loop] = await layer.new_channel()
-        _mailbox_tasks.add(loop.create_task(_serve(name)))
+        # The process's task, whichever session's socket started it: an empty context, so its
+        # log lines name no session.
+        _mailbox_tasks.add(loop.create_task(_serve(name), context=contextvars.Context()))
     return name
 
 

@@ -8,9 +8,19 @@ from __future__ import annotations
 
 from agents.live.follower import Follower
 from agents.live.runner import SessionRunner
+from agents.metrics import WARM_SESSIONS
 
 RUNNERS: dict[str, SessionRunner] = {}
 FOLLOWED: dict[str, Follower] = {}
+
+
+def warm_sessions() -> int:
+    """The runners whose upstream socket is open, counted when scraped, never on the data path
+    (a copy first: a scrape may run on another thread while the loop changes the dict)."""
+    return sum(1 for runner in list(RUNNERS.values()) if runner.websocket.connected)
+
+
+WARM_SESSIONS.set_function(warm_sessions)
 
 
 def forget_runner(runner: SessionRunner) -> None:

@@ -18,9 +18,10 @@ from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any
 
+from channels.layers import get_channel_layer
 from django.conf import settings
 
-from agents.live import admission, local
+from agents.live import admission, local, wire
 from agents.live.compare import run_compare
 from agents.live.feed import Feed
 from agents.live.inspection import PROCESS, FrameLog, frames_json, report_state, report_tabs
@@ -35,6 +36,7 @@ from agents.upstream.delta import Item
 from agents.upstream.http import HttpUpstream
 from agents.upstream.transports import Transports
 from agents.upstream.websocket import UpstreamSession
+from playground.logging import session_context
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class SessionRunner:
         self._idle_task: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         self._rate = admission.RunRate()
+        self.accepting = True  # False once its process drains: no new run starts here
 
     @property
     def websocket(self) -> UpstreamSession:
@@ -233,6 +236,7 @@ class SessionRunner:
             await self.feed.close()
             with suppress(Exception):
                 await leases().release(self.session_id, self.holder)
+                await announce_left(self.session_id)
         for listener in list(self.listeners):
             listener.deliver(Resync(reason or "The session's runner closed."))
         self.listeners.clear()
@@ -263,6 +267,8 @@ class SessionRunner:
             return None
         if self.busy:
             return "busy", "A run is in progress: wait for it, or stop it."
+        if not self.accepting:
+            return "moved", "This server is restarting; send again in a moment."
         if action == "branch":  # busy meanwhile: no run starts on the branch being left
             self._start(switch_branch(self, int(target)))
             return None
@@ -295,6 +301,8 @@ class SessionRunner:
         self.turn_task = asyncio.create_task(self._until_done(work))
 
     async def _until_done(self, work: Coroutine[Any, Any, None]) -> None:
+        # Every log line of the run names its session, whoever started it (a tab, a mailbox).
+        session_context.set(self.session_id)
         try:
             try:
                 await self.prewarm.settled()
@@ -333,3 +341,14 @@ class SessionRunner:
         """Warm the upstream for the session's current settings and tools, in the background
         (on the first tab, and when they change, so the next step is a delta)."""
         self.prewarm.start()
+
+
+async def announce_left(session_id: str) -> None:
+    """Tell the session's tabs on other processes that its runner is gone (wire.OwnerLeft):
+    their process takes it over at once rather than at its follower's next beat."""
+    if not settings.REDIS_URL:
+        return
+    layer = get_channel_layer()
+    if layer is not None:
+        message: wire.OwnerLeft = {"type": wire.OWNER_LEFT}
+        await layer.group_send(wire.session_group(session_id), dict(message))

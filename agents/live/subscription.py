@@ -32,7 +32,11 @@ class View(Protocol):
     channel_name: str
 
     async def join(self) -> None:
-        """Join the session's group, so no batch falls between the snapshot and the feed."""
+        """Join the session's groups (its feed's too), so no batch falls between the snapshot
+        and the feed."""
+
+    async def unfollow(self) -> None:
+        """Leave the feed's group: the runner is in this process and delivers itself."""
 
     def hold(self) -> None:
         """Hold back events until the snapshot is shown."""
@@ -81,6 +85,7 @@ class Subscription:
                 # Taken in the same step as attaching: every later event is queued after it.
                 snap = runner.feed.snapshot()
                 self.runner = runner
+                await self.view.unfollow()
             else:
                 snap = await read_log(self.session_id)
                 self.epoch = snap.head.epoch if snap.head else None

@@ -15,9 +15,11 @@ from typing import Any, Protocol
 
 from agents import dbthread
 from agents.live import admission
+from agents.metrics import UPSTREAM_ERRORS
 from agents.models import Session
 from agents.run import transcript
 from agents.run.events import Notice, RunEvent
+from agents.run.retry import error_kind
 from agents.run.writes import WriteBehind
 from agents.upstream.delta import Stored
 from agents.upstream.transports import Transports
@@ -45,10 +47,12 @@ async def warm(
     try:
         return Warmed(rotated=await warm_up(session_id, transports, writes, rotate))
     except UpstreamRefused as exc:
+        UPSTREAM_ERRORS.labels(kind="refused").inc()
         if exc.status in NO_WEBSOCKET:
             return Warmed(fall_back=f"the upstream has no WebSocket mode (HTTP {exc.status})")
         return Warmed(notice=f"Could not warm the upstream connection: {exc}")
     except (UpstreamError, TimeoutError) as exc:
+        UPSTREAM_ERRORS.labels(kind="connection").inc()
         # Best effort: the first step connects and sends the full context instead.
         log.warning("Prewarm of session %s failed: %s", session_id, exc)
         return Warmed(notice=f"Could not warm the upstream connection: {exc}")
@@ -71,6 +75,8 @@ async def warm_up(
         )
     prewarm = transports.websocket.prewarm(fields, items, lane, stored)
     turn = await asyncio.wait_for(prewarm, PREWARM_TIMEOUT)
+    if turn is not None and turn.error:
+        UPSTREAM_ERRORS.labels(kind=error_kind(turn)).inc()
     if turn is not None and turn.response_id:
         step = transcript.new_step(session, turn.metrics, turn.response_id, "completed")
         writes.submit(step.save)

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypedDict
 FEED_BATCH: Literal["feed.batch"] = "feed.batch"
 SESSION_CHANGED: Literal["session.changed"] = "session.changed"
 SESSION_CLOSE: Literal["session.close"] = "session.close"
+OWNER_LEFT: Literal["owner.left"] = "owner.left"
 SHARE_REVOKED: Literal["share.revoked"] = "share.revoked"
 RUNNER_COMMAND: Literal["runner.command"] = "runner.command"
 RUNNER_REPLY: Literal["runner.reply"] = "runner.reply"
@@ -20,6 +21,14 @@ RUNNER_REPLY: Literal["runner.reply"] = "runner.reply"
 
 def session_group(session_id: str) -> str:
     return f"session.{session_id}"
+
+
+def feed_group(session_id: str) -> str:
+    """The owner's feed batches (FeedBatch): only sockets that follow the session from another
+    process are in it. Tabs on the owner's process get each event from the runner itself; in
+    the feed group they would make their process receive every batch of its own sessions too,
+    a queue that grows with its streams and delays the batches of the sessions it follows."""
+    return f"feed.{session_id}"
 
 
 def share_group(link_id: int) -> str:
@@ -47,6 +56,13 @@ class SessionClose(TypedDict):
 
     type: Literal["session.close"]
     reason: str
+
+
+class OwnerLeft(TypedDict):
+    """The session's runner closed and released its lease (a restart, idleness): followers
+    elsewhere look at the lease now, not at their next beat, and one takes the session over."""
+
+    type: Literal["owner.left"]
 
 
 class ShareRevoked(TypedDict):

@@ -15,12 +15,13 @@ from typing import Any
 from django.conf import settings
 
 from agents import dbthread
+from agents.metrics import RUNS_IN_FLIGHT, UPSTREAM_ERRORS, UPSTREAM_RECONNECTS
 from agents.models import Item, Session, Step, Tool
 from agents.run import transcript
 from agents.run.events import ItemAdded, ItemDone, ItemStarted, StepDone, StepUpdated, TextDelta
 from agents.run.host import RunHost
 from agents.run.placement import Lane, Positions
-from agents.run.retry import backoff, outcome, retryable
+from agents.run.retry import backoff, error_kind, outcome, retryable
 from agents.run.steps import Loaded, Partial, StepOutcome, load
 from agents.run.writes import WriteBehind
 from agents.tools.executor import answer
@@ -68,6 +69,10 @@ class AgentLoop:
         self.sid = str(session.pk)
 
     async def run(self) -> tuple[str, str]:
+        with RUNS_IN_FLIGHT.track_inprogress():  # down again however it ends, cancelled too
+            return await self._steps()
+
+    async def _steps(self) -> tuple[str, str]:
         loaded = self.loaded
         if loaded is None:
             loaded = await dbthread.call(load, self.session, self.path, self.tool_names)
@@ -110,6 +115,7 @@ class AgentLoop:
                     async for event in turn:
                         await self.relay(event, partials, saved)
             except UpstreamRefused as exc:
+                UPSTREAM_ERRORS.labels(kind="refused").inc()
                 if exc.status in NO_WEBSOCKET and transport.transport == "websocket":
                     self.host.fall_back(f"the upstream has no WebSocket mode (HTTP {exc.status})")
                     continue
@@ -120,6 +126,8 @@ class AgentLoop:
                 error = exc
             else:
                 assert turn is not None
+                if turn.error:
+                    UPSTREAM_ERRORS.labels(kind=error_kind(turn)).inc()
                 if not (partials or saved) and turn.error:
                     code = turn.error.get("code")
                     if turn.error.get("param") == "stream_id" and transport.refuse_lanes():
@@ -135,6 +143,7 @@ class AgentLoop:
                         and retries < settings.UPSTREAM_RETRIES
                     ):
                         transport.discard()  # a new socket and a full create (item 19)
+                        UPSTREAM_RECONNECTS.labels(kind="connection_limit").inc()
                         retries += 1
                         continue
                     if retryable(turn) and retries < settings.UPSTREAM_RETRIES:
@@ -146,6 +155,8 @@ class AgentLoop:
                 return await self.finish(turn, partials, saved, retries, started_ms)
             # The transport broke: halted (by the user, or a lost lease), or lost.
             halted = self.host.stop.halted()
+            if not halted and not isinstance(error, UpstreamRefused):
+                UPSTREAM_ERRORS.labels(kind="connection").inc()  # a stop's abort is no error
             if halted or partials or saved:
                 # Never replayed once output reached a browser (item 22).
                 status = halted or "interrupted"
@@ -161,6 +172,7 @@ class AgentLoop:
                 )
             if retries < settings.UPSTREAM_RETRIES:
                 retries += 1
+                UPSTREAM_RECONNECTS.labels(kind="retry").inc()  # the broken one was discarded
                 await self.host.stop.until_stopped(asyncio.sleep(backoff(retries, {})))
                 continue
             if transport.transport == "websocket":

@@ -35,6 +35,16 @@ def retryable(turn: UpstreamTurn) -> bool:
     return turn.status >= 500 or turn.status == 429 or turn.error.get("code") in RETRYABLE_CODES
 
 
+def error_kind(turn: UpstreamTurn) -> str:
+    """The turn's error event as agents/metrics.py ERROR_KINDS counts it."""
+    code = turn.error.get("code")
+    if code == "previous_response_not_found":
+        return "cache_miss"
+    if code == "websocket_connection_limit_reached":
+        return "connection_limit"
+    return "retryable" if retryable(turn) else "other"
+
+
 def outcome(terminal: dict[str, Any]) -> tuple[str, str]:
     kind = terminal.get("type")
     if kind == "response.completed":

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
+from agents.metrics import UPSTREAM_RECONNECTS
 from agents.upstream.clients import shared_client
 from agents.upstream.delta import Item
 from agents.upstream.http import HttpUpstream
@@ -57,6 +58,7 @@ class Transports:
         """Use HTTP from now on; the WebSocket is dropped."""
         self.fell_back = self.prefer_http = True
         self.websocket.discard()
+        UPSTREAM_RECONNECTS.labels(kind="fallback").inc()
 
     async def rotate_if_due(
         self, fields: dict[str, Any], context: list[Item], sid: str, lane: str | None = None
@@ -73,6 +75,7 @@ class Transports:
             return False
         if rotated:
             self.rotate_due = False
+            UPSTREAM_RECONNECTS.labels(kind="rotation").inc()
         return rotated
 
     def column(self, http: bool) -> UpstreamSession | HttpUpstream:

@@ -12,6 +12,12 @@ from typing import Any, Protocol
 
 import orjson
 
+from agents.metrics import (
+    UPSTREAM_BYTES_SENT,
+    UPSTREAM_CACHED_TOKENS,
+    UPSTREAM_INPUT_TOKENS,
+    UPSTREAM_STEPS,
+)
 from agents.scalar_text import may_hold_surrogates, scrub
 from agents.upstream.delta import Chain, Item, Stored, new_chain, route
 
@@ -125,6 +131,8 @@ class UpstreamTurn:
     def sent(self, payload: str) -> None:
         self.metrics.bytes_sent = len(payload.encode())
         self._sent_at = time.monotonic()
+        UPSTREAM_STEPS.labels(mode=self.metrics.mode).inc()
+        UPSTREAM_BYTES_SENT.inc(self.metrics.bytes_sent)
         if self.recorder is not None:
             self.recorder.record("out", "response.create", None, payload)
 
@@ -172,6 +180,9 @@ class UpstreamTurn:
         details = usage.get("input_tokens_details") or {}
         self.metrics.cached_tokens = int(details.get("cached_tokens") or 0)
         self.metrics.output_tokens = int(usage.get("output_tokens") or 0)
+        # A counter refuses to go down: an upstream's negative count must not fail the step.
+        UPSTREAM_INPUT_TOKENS.inc(max(self.metrics.input_tokens, 0))
+        UPSTREAM_CACHED_TOKENS.inc(max(self.metrics.cached_tokens, 0))
         if response.get("status") == "completed":
             # Output items come from output_item.done, not the terminal payload (item 9).
             items = [*self.context, *self.output]

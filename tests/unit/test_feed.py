@@ -230,7 +230,7 @@ async def test_batches_reach_the_session_group_coalesced_and_numbered(
     layer = get_channel_layer()
     assert layer is not None
     channel = await layer.new_channel()
-    await layer.group_add(wire.session_group(sid), channel)
+    await layer.group_add(wire.feed_group(sid), channel)
     try:
         feed, _ = await owned_feed(sid)
         feed.publish(ItemStarted("m", "message", "assistant"))
@@ -240,7 +240,7 @@ async def test_batches_reach_the_session_group_coalesced_and_numbered(
         second: dict[str, Any] = await asyncio.wait_for(layer.receive(channel), 2)
         await feed.close()
     finally:
-        await layer.group_discard(wire.session_group(sid), channel)
+        await layer.group_discard(wire.feed_group(sid), channel)
 
     assert (first["type"], first["epoch"], first["after"]) == (wire.FEED_BATCH, "7", 5)
     assert batch_events(first) == [(6, ItemStarted("m", "message", "assistant"))]  # type: ignore[arg-type]

@@ -38,9 +38,13 @@ class View:
         self.refusals: list[Problem] = []
         self.gate: asyncio.Event | None = None  # when set: render waits for it
         self.failures = 0
+        self.unfollowed = False
 
     async def join(self) -> None:
         self.log.append("join")
+
+    async def unfollow(self) -> None:
+        self.unfollowed = True  # not in the log: the order of what the page sees is unchanged
 
     def hold(self) -> None:
         self.log.append("hold")
@@ -127,6 +131,7 @@ async def test_the_snapshot_is_the_owner_s_log_then_batches_follow_on(
 ) -> None:
     sub, view = following
     assert sub.runner is None
+    assert not view.unfollowed  # in the feed's group: the batches are how it follows
     assert view.log == ["hold", "join", "render", "show 5@13"]
     assert view.snapshots[0].events == [
         (11, ItemStarted("m", "message", "assistant")),
@@ -280,6 +285,7 @@ async def test_with_the_runner_here_commands_go_to_it_and_its_events_come_at_onc
         runner = RUNNERS[sid]
         assert sub.runner is runner
         assert sub in runner.listeners
+        assert view.unfollowed  # out of the feed's group: its process gets no batches for it
         head = view.snapshots[0].head
         assert head is not None
         assert head.epoch == str(runner.fence)

@@ -20,6 +20,9 @@ class Command(BaseCommand):
         "Run the benchmark suite (or the named scenarios): the playground against direct clients "
         "and raw servers, each with its own simulator and daphne on loopback."
     )
+    # Its servers are child processes, each with its own settings and the collected static
+    # files (devtools/static.py): this process serves nothing, so the checks are theirs.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

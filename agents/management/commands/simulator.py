@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Any
 
 import uvicorn
@@ -11,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from simulator import PROFILES, CostModel, Simulator, SimulatorConfig
 
+API_KEY_ENV = "SIMULATOR_API_KEY"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the transport's cap; the simulator answers >16 MiB itself
 
 
@@ -68,7 +70,8 @@ class Command(BaseCommand):
         config = SimulatorConfig.for_profile(
             options["profile"],
             seed=options["seed"],
-            api_keys=frozenset(options["api_keys"]),
+            # SIMULATOR_API_KEY: a key kept out of the process list (make run with WORKERS > 1).
+            api_keys=frozenset(options["api_keys"] or filter(None, [os.environ.get(API_KEY_ENV)])),
             max_age_s=options["max_age"],
             lanes=not options["no_lanes"],
             time_scale=options["time_scale"],
