@@ -7,6 +7,7 @@ import logging
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port
 from django.shortcuts import render
 
 logger = logging.getLogger("playground.hosts")
@@ -20,7 +21,9 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     refused_host = None
     if isinstance(exception, DisallowedHost):
         # Never request.get_host(): it raises DisallowedHost again.
-        refused_host = request.META.get("HTTP_HOST", "")[:HOST_SHOWN_CHARS]
+        # The name as ALLOWED_HOSTS lists it: without the port.
+        host, _ = split_domain_port(request.META.get("HTTP_HOST", "")[:HOST_SHOWN_CHARS])
+        refused_host = host or request.META.get("HTTP_HOST", "")[:HOST_SHOWN_CHARS]
         logger.warning(
             "Refused a request for host %r: it is not in ALLOWED_HOSTS (%s). To serve it, add it "
             "to the ALLOWED_HOSTS environment variable (comma-separated) and restart.",

@@ -22,8 +22,12 @@ SUPERVISORD_CONFIG = ROOT / "deploy" / "supervisord.conf"
 # A storm of connects is not left to the kernel's SYN retries (Twisted's default is 50).
 LISTEN_BACKLOG = 4096
 MAX_WS_BYTES = 64 * 1024 * 1024
-# daphne's options after where it listens, the same for one process and for N.
+# daphne's options after where it listens, the same for one process and for N. Verbosity 0:
+# no access log of daphne's own, which is written straight to stdout (a share link's token in
+# an old-form path included); the app logs one line per request and per socket instead
+# (playground/access_log.py), redacted, in LOG_FORMAT.
 DAPHNE_OPTIONS = (
+    *("--verbosity", "0"),
     *("--websocket-max-message-size", str(MAX_WS_BYTES)),
     *("--websocket-max-frame-size", str(MAX_WS_BYTES)),
 )

@@ -5,8 +5,8 @@ ports, round robin as shipped.
 
 The test talks to nginx only, as a browser on the site's host name does (``Host`` and ``Origin``
 name ``playground.example.com``, the config's ``server_name``; only the port differs from
-production's 80). Which process served what is read from each daphne's own access log (its
-stdout): a line per request, ``WSCONNECTING <path>`` per socket.
+production's 80). Which process served what is read from each daphne's access lines (its
+stdout, playground/access_log.py): one per request, ``Socket open <path>`` per socket.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ NGINX_CONFIG = (ROOT / "deploy" / "nginx.conf").read_text()
 HOST = re.findall(r"^\s*server_name\s+(\S+);", NGINX_CONFIG, re.M)[0]
 PROCESSES = 2
 TABS = 4
-# daphne's access log (its stdout): `client - - [date] "METHOD path" status size`, and for a
-# socket "WSCONNECTING path" when the upgrade arrives, "WSCONNECT path" once it is accepted.
-ACCESS_RE = re.compile(r'^\S+ - - \[[^]]+\] "(\S+) (\S*)"', re.M)
+# The app's access lines (playground/access_log.py, in each daphne's stdout): a request's
+# `playground.access METHOD path status`, a socket's `Socket open path` once it is accepted.
+ACCESS_RE = re.compile(r"playground\.access (?:(\S+) (\S+) \d{3} |(Socket) open (\S+) )", re.M)
 ASSET_RE = re.compile(r'(?:src|href)="(/static/[^"?#]+)"')
 CONTENT_TYPES = {".js": {"application/javascript", "text/javascript"}, ".css": {"text/css"}}
 # A hashed static name (collectstatic's manifest storage): nginx marks it cacheable for good.
@@ -122,11 +122,14 @@ class Process:
 
     def entries(self) -> list[tuple[str, str]]:
         """(method or WS action, path) of each access log line so far, in order."""
-        return ACCESS_RE.findall(self.child.output())
+        return [
+            ("SOCKET", socket) if kind else (method, path)
+            for method, path, kind, socket in ACCESS_RE.findall(self.child.output())
+        ]
 
     def sockets(self, path: str) -> int:
         """Upgrades that reached this process for ``path``."""
-        return self.entries().count(("WSCONNECTING", path))
+        return self.entries().count(("SOCKET", path))
 
 
 class HostHeader(urllib.request.BaseHandler):
@@ -315,7 +318,7 @@ def test_pages_reach_both_processes_and_nginx_serves_the_static_files(site: Site
 
 async def test_tabs_through_nginx_on_both_processes_each_stream_the_whole_run(site: Site) -> None:
     """Four tabs on one session, opened one by one through nginx: each upgrade is nginx's 101,
-    and one process's log gains its ``WSCONNECTING`` (written when the upgrade arrives, so before
+    and one process's log gains its ``Socket open`` (written when it is accepted, so before
     the tab reads its first frame). The session's owner is one process: its tabs get a frame per
     delta, the other's get them batched through Redis; every tab's deltas, joined, must be the
     reply the database holds, character for character."""

@@ -96,6 +96,9 @@ def test_a_refused_host_gets_a_page_and_a_log_line_naming_allowed_hosts(live: Li
     assert "ALLOWED_HOSTS" in line, line
     assert "environment variable" in line, line
     assert "Traceback" not in live.output()  # one line, not Django's ERROR with a traceback
+    # With a port, the page names the host as ALLOWED_HOSTS lists it: without the port.
+    _, _, body = fetch(live.base_url + "/", Host="lan-box.example:8000")
+    assert "ALLOWED_HOSTS=127.0.0.1,localhost,lan-box.example</code>" in body.decode()
 
 
 def test_debug_mode_is_asked_for_and_serves_static_files_where_they_lie(

@@ -131,9 +131,9 @@ def test_a_viewer_follows_a_run_live_until_the_owner_revokes_the_link(
 def test_no_access_log_line_holds_the_token_of_a_link_a_viewer_opened(
     browser: Browser, server: LiveServer
 ) -> None:
-    """daphne logs every request's path (GET, WSCONNECT, WSDISCONNECT), and so would a proxy:
-    the token rides in the URL's fragment, which browsers never send, and in the socket's first
-    frame, which no access log records."""
+    """The access lines give every request's and socket's path, and so would a proxy's: the
+    token rides in the URL's fragment, which browsers never send, and in the socket's first
+    frame, which no access log records. An old-form link's path is redacted in the log."""
     errors: list[str] = []
     owner_context, owner = new_page(browser, server, errors)
     viewer_context, viewer = new_page(browser, server, errors)
@@ -153,11 +153,11 @@ def test_no_access_log_line_holds_the_token_of_a_link_a_viewer_opened(
         viewer.wait_for_function(CONNECTED)
         viewer_context.close()  # WSDISCONNECT is logged too
         deadline = time.monotonic() + 5
-        while "WSDISCONNECT /ws/share/" not in server.output() and time.monotonic() < deadline:
+        while "Socket close /ws/share/" not in server.output() and time.monotonic() < deadline:
             time.sleep(0.1)
         log = server.output()
-        assert "WSCONNECT /ws/share/" in log, log  # this is daphne's access log
-        assert "GET /s/" in log, log
+        assert "playground.access Socket open /ws/share/" in log, log  # the access lines
+        assert "playground.access GET /s/ 200" in log, log
         assert token not in log, log
 
         viewer_context, viewer = new_page(browser, server, errors)
@@ -172,6 +172,9 @@ def test_no_access_log_line_holds_the_token_of_a_link_a_viewer_opened(
         viewer.wait_for_function(CONNECTED)
         expect(viewer.locator("#shared h1")).to_have_text(title)
         assert errors == [], f"{errors}\n--- server log ---\n{server.output()}"
+        log = server.output()
+        assert "GET /s/[redacted]/ 302" in log, log  # daphne's own access log is off
+        assert token not in log, log
     finally:
         viewer_context.close()
         owner_context.close()

@@ -1,6 +1,6 @@
 """`make run WORKERS=N`: N daphnes on one listening socket under supervisord (deploy/
 supervisord.conf), and the systemd units that do the same (deploy/playground.socket,
-playground@.service). Which process served a connection is read from the kernel: the process
+playground-worker@.service). Which process served a connection is read from the kernel: the process
 holding the server end of that TCP connection (/proc)."""
 
 from __future__ import annotations
@@ -235,9 +235,9 @@ def test_the_supervisord_config_runs_daphne_as_one_process_runs() -> None:
 def systemd_units(work: Path) -> tuple[Path, Path]:
     """The shipped units with this checkout for /srv/playground, the template as instance 1."""
     socket_unit = work / "playground.socket"
-    service = work / "playground@1.service"
+    service = work / "playground-worker@1.service"
     shutil.copy(DEPLOY / "playground.socket", socket_unit)
-    text = (DEPLOY / "playground@.service").read_text().replace("/srv/playground", str(ROOT))
+    text = (DEPLOY / "playground-worker@.service").read_text().replace("/srv/playground", str(ROOT))
     service.write_text(text)
     return socket_unit, service
 

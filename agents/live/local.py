@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
+from channels.layers import get_channel_layer
 from django.conf import settings
 
+from agents.live import wire
 from agents.live.store import KEY_PREFIX, redis_client
 
 _claims: dict[str, asyncio.Lock] = {}
@@ -41,3 +43,14 @@ async def followed_elsewhere(session_id: str) -> bool:
         return bool(await redis_client().exists(presence_key(session_id)))
     except Exception:
         return False
+
+
+async def announce_left(session_id: str) -> None:
+    """Tell the session's tabs on other processes that its runner is gone (wire.OwnerLeft):
+    their process takes it over at once rather than at its follower's next beat."""
+    if not settings.REDIS_URL:
+        return
+    layer = get_channel_layer()
+    if layer is not None:
+        message: wire.OwnerLeft = {"type": wire.OWNER_LEFT}
+        await layer.group_send(wire.session_group(session_id), dict(message))

@@ -18,10 +18,9 @@ from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 
-from agents.live import admission, local, wire
+from agents.live import admission, local
 from agents.live.compare import run_compare
 from agents.live.feed import Feed
 from agents.live.inspection import PROCESS, FrameLog, frames_json, report_state, report_tabs
@@ -236,7 +235,7 @@ class SessionRunner:
             await self.feed.close()
             with suppress(Exception):
                 await leases().release(self.session_id, self.holder)
-                await announce_left(self.session_id)
+                await local.announce_left(self.session_id)
         for listener in list(self.listeners):
             listener.deliver(Resync(reason or "The session's runner closed."))
         self.listeners.clear()
@@ -341,14 +340,3 @@ class SessionRunner:
         """Warm the upstream for the session's current settings and tools, in the background
         (on the first tab, and when they change, so the next step is a delta)."""
         self.prewarm.start()
-
-
-async def announce_left(session_id: str) -> None:
-    """Tell the session's tabs on other processes that its runner is gone (wire.OwnerLeft):
-    their process takes it over at once rather than at its follower's next beat."""
-    if not settings.REDIS_URL:
-        return
-    layer = get_channel_layer()
-    if layer is not None:
-        message: wire.OwnerLeft = {"type": wire.OWNER_LEFT}
-        await layer.group_send(wire.session_group(session_id), dict(message))
