@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -165,6 +166,38 @@ def wait_for_workers(run: MakeRun, count: int) -> list[int]:
                 pass
         time.sleep(0.2)
     raise AssertionError(f"{count} workers never answered:\n{run.output()[-4000:]}")
+
+
+def test_make_run_as_a_fresh_clone_runs_it_serves_with_debug_off(work: Path) -> None:
+    """`make run` itself, no settings: one process, static files collected under hashed names
+    with year-long cache headers, a made-up session's URL a plain 404, no debug page."""
+    port = free_port()
+    run = make_run(work, port)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert run.process.poll() is None, run.output()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    home = response.read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, run.output()
+                time.sleep(0.2)
+        [css] = re.findall(r'href="(/static/playground\.[0-9a-f]{12}\.css)"', home)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{css}", timeout=5) as response:
+            assert "immutable" in response.headers["Cache-Control"]
+        stranger = f"http://127.0.0.1:{port}/sessions/00000000-0000-4000-8000-000000000000/"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(stranger, timeout=5)
+        page = refused.value.read().decode()
+        assert refused.value.code == 404
+        assert "This session is not here" in page
+        assert "URLconf" not in page
+        assert (work / "data" / "secret_key").is_file()  # made on first start, kept
+        assert (work / "static" / "staticfiles.json").is_file()  # collected by make run
+    finally:
+        run.stop()
 
 
 def test_workers_above_one_without_redis_refuse_to_start_naming_redis_url(work: Path) -> None:
