@@ -121,3 +121,25 @@ async def test_while_the_owner_lives_the_follower_keeps_it_from_idling_out(
 
     follower.stop()
     assert forgotten == [follower]
+
+
+async def test_the_owner_saying_it_left_is_acted_on_at_once_not_at_the_next_beat(
+    redis_on: Callable[[], str], settings: Any
+) -> None:
+    """A restarting owner releases its lease and says so (wire.OwnerLeft, delivered to the
+    follower's tabs' sockets, which wake it): the session is claimed here now, not a third of
+    LEASE_SECONDS later."""
+    settings.LEASE_SECONDS = 60.0  # a beat every 20 s: only a wake can explain a claim
+    sid = redis_on()
+    await held_elsewhere(sid, "mailbox-1 live")
+    claims = Claims(runner=object())
+    follower, tab, _ = follow(sid, "mailbox-1 live", claims)
+    await settle()
+    assert claims.calls == []
+
+    await redis_client().delete(lease_key(sid))  # the owner released it, then:
+    follower.wake()
+    await eventually(lambda: bool(tab.events), within=2)
+
+    assert claims.calls == [sid]
+    assert tab.events == [Resync("This server now runs the session.")]
