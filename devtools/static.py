@@ -18,6 +18,8 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from playground.static_files import MANIFEST
+
 ROOT = Path(__file__).resolve().parent.parent
 APPS_WITH_STATIC = ("django", "django-htmx", "whitenoise")
 
@@ -36,7 +38,7 @@ def fingerprint() -> str:
 def collected_static() -> Path:
     """A STATIC_ROOT filled by ``manage.py collectstatic`` from this checkout."""
     target = Path(tempfile.gettempdir()) / f"playground-static-{fingerprint()}"
-    if (target / "staticfiles.json").is_file():
+    if (target / MANIFEST).is_file():
         return target
     scratch = Path(tempfile.mkdtemp(prefix="playground-static-"))
     env = {

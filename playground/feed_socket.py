@@ -18,8 +18,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from redis.exceptions import RedisError
 
 from agents.live import admission, wire
-from agents.live.drain import DRAINING
 from agents.live.feed import Snapshot
+from agents.live.local import DRAINING
 from agents.live.registry import FOLLOWED
 from agents.live.runner import Problem
 from agents.live.store import context_store

@@ -18,43 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
-from contextlib import suppress
-from typing import Protocol
 
+from agents.live.local import DRAINING, close_socket
 from agents.live.registry import FOLLOWED, RUNNERS
 from agents.live.runner import SessionRunner
-from playground.protocol import CLOSE_RESTART
 
 log = logging.getLogger(__name__)
 
 REASON = "This server is restarting: the session continues on another."
-
-
-class Closable(Protocol):
-    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None: ...
-
-
-class Draining:
-    """Whether this process is draining, and the browser sockets it must close when it does."""
-
-    def __init__(self) -> None:
-        self.started = False
-        self.sockets: weakref.WeakSet[Closable] = weakref.WeakSet()
-
-    def opened(self, socket: Closable) -> None:
-        """A socket accepted; one accepted after the drain began (its connection was queued
-        before the listening socket closed) is sent elsewhere at once."""
-        if self.started:
-            asyncio.get_running_loop().create_task(_close_socket(socket))
-        else:
-            self.sockets.add(socket)
-
-    def closed(self, socket: Closable) -> None:
-        self.sockets.discard(socket)
-
-
-DRAINING = Draining()
 
 
 async def drain(grace: float) -> None:
@@ -71,19 +42,12 @@ async def drain(grace: float) -> None:
         busy,
         grace,
     )
-    await asyncio.gather(*(_close_socket(socket) for socket in sockets))
-    for runner in runners:
-        runner.accepting = False
+    await asyncio.gather(*(close_socket(socket) for socket in sockets))
     deadline = asyncio.get_running_loop().time() + grace
     await asyncio.gather(*(_hand_over(runner, deadline) for runner in runners))
     for follower in list(FOLLOWED.values()):
         follower.stop()
     log.info("Drained: nothing is left to hand over")
-
-
-async def _close_socket(socket: Closable) -> None:
-    with suppress(Exception):
-        await socket.close(code=CLOSE_RESTART, reason="This server is restarting.")
 
 
 async def _hand_over(runner: SessionRunner, deadline: float) -> None:

@@ -71,7 +71,6 @@ class SessionRunner:
         self._idle_task: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         self._rate = admission.RunRate()
-        self.accepting = True  # False once its process drains: no new run starts here
 
     @property
     def websocket(self) -> UpstreamSession:
@@ -266,7 +265,7 @@ class SessionRunner:
             return None
         if self.busy:
             return "busy", "A run is in progress: wait for it, or stop it."
-        if not self.accepting:
+        if local.DRAINING.started:  # its process is stopping: no new run starts here
             return "moved", "This server is restarting; send again in a moment."
         if action == "branch":  # busy meanwhile: no run starts on the branch being left
             self._start(switch_branch(self, int(target)))

@@ -15,7 +15,6 @@ from contextlib import suppress
 from django.conf import settings
 
 from agents.live import local
-from agents.live.drain import DRAINING
 from agents.live.feed import Feed, Head, read_log
 from agents.live.follower import Follower
 from agents.live.lease import leases, raise_fence_and_base
@@ -68,7 +67,7 @@ async def claim(session_id: str) -> SessionRunner | None:
     A new runner is a new epoch: it raises the fence, finishes what a dead owner left (its
     in-flight run, as interrupted), and opens a new upstream socket (a full-context create).
     """
-    if DRAINING.started:  # stopping: the session starts in a process that stays
+    if local.DRAINING.started:  # stopping: the session starts in a process that stays
         return None
     # The lease names this process's mailbox: where tabs elsewhere send their commands.
     channel = await mailbox() if settings.REDIS_URL else "local"
